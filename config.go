@@ -1,0 +1,204 @@
+package skyline
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Defaults for the zero values of Config and Encoder.
+const (
+	// DefaultWarmupFrames is the original's FPS_METER_WARMUP_FRAMES.
+	DefaultWarmupFrames = 100
+	// DefaultQueueSize is how many frames may wait for the encoder.
+	DefaultQueueSize = 8
+	// DefaultKeyframeInterval keeps a late viewer's wait short.
+	DefaultKeyframeInterval = 2 * time.Second
+	// DefaultDrainTimeout bounds how long Stop waits for the end of stream.
+	DefaultDrainTimeout = 5 * time.Second
+	// DefaultEncoder is the software H.264 encoder.
+	DefaultEncoder = "x264enc"
+	// DefaultPreset is x264's speed preset (see README: Performance).
+	DefaultPreset = "superfast"
+)
+
+// Config configures a SkyLine. The zero value is valid: every field's zero
+// value is the documented default.
+type Config struct {
+	// Logger is the parent logger; the SkyLine logs through a child with
+	// the attribute component=<Name>. Default slog.Default().
+	Logger *slog.Logger
+	// Name names the instance in logs (the original used its class name).
+	// Default "SkyLine".
+	Name string
+
+	// GstLogFile sets GST_DEBUG_FILE and GstLogLevel sets GST_DEBUG (e.g.
+	// "3" or "x264enc:5,*:2"). GStreamer reads the file name once per
+	// process, when the first SkyLine is created.
+	GstLogFile  string
+	GstLogLevel string
+
+	// DotEnvPath is the .env file to read GST_PLUGIN_PATH, LD_LIBRARY_PATH
+	// and LD_PRELOAD from. Default: the first .env found in the current
+	// folder or its parents. NoDotEnv disables the search.
+	DotEnvPath string
+	NoDotEnv   bool
+
+	// Encoder selects and tunes the H.264 encoder.
+	Encoder Encoder
+
+	// QueueSize bounds the frames waiting for the encoder. Default 8.
+	QueueSize int
+	// Drop says which frame is dropped when the queue is full. Default
+	// DropNewest: the frame being Put is refused (Put returns false), so a
+	// frame once accepted is never lost.
+	Drop DropPolicy
+	// Timestamps selects how frames are timestamped. Default
+	// TimestampsCapture.
+	Timestamps Timestamps
+
+	// WarmupFrames is the number of frames a warm-up measures
+	// (FPS_METER_WARMUP_FRAMES). Default 100; at least 2.
+	WarmupFrames int
+	// DrainTimeout bounds how long Stop waits for the pipeline to finish
+	// what it holds. Default 5 s.
+	DrainTimeout time.Duration
+
+	// Clock supplies the time (for tests). Default: the system clock.
+	Clock Clock
+}
+
+// Encoder configures the H.264 encoder. Zero values are the low-latency
+// defaults of SPEC B2: x264enc, zerolatency tuning, no B-frames, a keyframe
+// every 2 s, the superfast preset and a bitrate scaled to the picture.
+type Encoder struct {
+	// Element is the GStreamer encoder element. Default "x264enc".
+	Element string
+	// Bitrate in kbit/s. Default: 0.07 bit per pixel per frame, between 300
+	// and 20000 (2 Mbit/s at 1280x720@30).
+	Bitrate int
+	// KeyframeInterval is the time between keyframes. Default 2 s.
+	KeyframeInterval time.Duration
+	// Preset is x264's speed-preset. Default "superfast".
+	Preset string
+	// Profile restricts the H.264 profile ("baseline", "main", "high").
+	// Default: the encoder's choice (High for x264 with 4:2:0 input).
+	Profile string
+	// Properties are extra encoder properties in gst-launch syntax
+	// ("threads": "2"). They are applied last and override the above.
+	Properties map[string]string
+}
+
+// DropPolicy decides what happens when the encoder falls behind.
+type DropPolicy int
+
+const (
+	// DropNewest refuses the frame being Put (Put returns false): frames
+	// already accepted are always encoded. The default.
+	DropNewest DropPolicy = iota
+	// DropOldest accepts the new frame and discards the oldest waiting one:
+	// lowest latency, but an accepted frame may be dropped (counted).
+	DropOldest
+)
+
+// Timestamps selects how frames are timestamped.
+type Timestamps int
+
+const (
+	// TimestampsCapture uses Frame.Time when set, else the Put wall clock:
+	// irregular Put rates play back in real time. The default.
+	TimestampsCapture Timestamps = iota
+	// TimestampsFixedRate stamps frame n at n/fps, as the original did.
+	TimestampsFixedRate
+)
+
+// Clock is the time source.
+type Clock interface{ Now() time.Time }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Name == "" {
+		c.Name = "SkyLine"
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	if c.WarmupFrames == 0 {
+		c.WarmupFrames = DefaultWarmupFrames
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.Clock == nil {
+		c.Clock = systemClock{}
+	}
+	if c.Encoder.Element == "" {
+		c.Encoder.Element = DefaultEncoder
+	}
+	if c.Encoder.KeyframeInterval == 0 {
+		c.Encoder.KeyframeInterval = DefaultKeyframeInterval
+	}
+	if c.Encoder.Preset == "" {
+		c.Encoder.Preset = DefaultPreset
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.QueueSize < 1 || c.QueueSize > 1000:
+		return configErr("QueueSize %d: want 1..1000", c.QueueSize)
+	case c.WarmupFrames < 2:
+		return configErr("WarmupFrames %d: want at least 2 (fps is measured between frames)", c.WarmupFrames)
+	case c.Drop != DropNewest && c.Drop != DropOldest:
+		return configErr("unknown Drop policy %d", c.Drop)
+	case c.Timestamps != TimestampsCapture && c.Timestamps != TimestampsFixedRate:
+		return configErr("unknown Timestamps mode %d", c.Timestamps)
+	case c.DrainTimeout < 0:
+		return configErr("negative DrainTimeout")
+	case c.Encoder.Bitrate < 0 || c.Encoder.Bitrate > 1_000_000:
+		return configErr("Encoder.Bitrate %d kbit/s: want 1..1000000 or 0 for automatic", c.Encoder.Bitrate)
+	case c.Encoder.KeyframeInterval < 0:
+		return configErr("negative Encoder.KeyframeInterval")
+	}
+	if !isIdent(c.Encoder.Element) {
+		return configErr("Encoder.Element %q is not an element name", c.Encoder.Element)
+	}
+	switch c.Encoder.Profile {
+	case "", "baseline", "constrained-baseline", "main", "high":
+	default:
+		return configErr("Encoder.Profile %q: want baseline, constrained-baseline, main or high", c.Encoder.Profile)
+	}
+	for k := range c.Encoder.Properties {
+		if !isIdent(k) {
+			return configErr("Encoder.Properties: %q is not a property name", k)
+		}
+	}
+	return nil
+}
+
+func isIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// bitrate is the effective bitrate in kbit/s for a stream.
+func (e Encoder) bitrate(p Params) int {
+	if e.Bitrate > 0 {
+		return e.Bitrate
+	}
+	b := int(float64(p.Width*p.Height) * p.FPS * 0.07 / 1000)
+	return min(max(b, 300), 20000)
+}

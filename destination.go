@@ -1,0 +1,87 @@
+package skyline
+
+import (
+	"time"
+)
+
+// Destination is where the encoded stream goes. Every destination of a
+// SkyLine shares its one encode. A destination is either a Receiver
+// (Go code that takes encoded access units: the RTSP server, the native
+// KVS client) or a GstDestination (a GStreamer branch: files, kvssink,
+// RTMP, any sink).
+type Destination interface {
+	// Name identifies the destination in logs, errors and Stats.
+	Name() string
+}
+
+// Receiver is a destination implemented in Go.
+type Receiver interface {
+	Destination
+	// Open is called when a streaming session starts.
+	Open(info StreamInfo) error
+	// WriteAccessUnit hands over one encoded picture. It must not block:
+	// queue or drop. The AccessUnit is shared by all receivers and must not
+	// be modified; it may be kept.
+	WriteAccessUnit(au *AccessUnit)
+	// Close is called when the session ends, after the last access unit.
+	Close()
+}
+
+// GstDestination is a destination implemented as a GStreamer branch.
+type GstDestination interface {
+	Destination
+	// Launch is the branch in gst-launch syntax. It receives H.264 (parsed,
+	// avc or byte-stream as the next element asks), e.g.
+	// "mp4mux ! filesink location=out.mp4".
+	Launch() string
+	// Elements lists the elements the branch needs (checked by New).
+	Elements() []string
+}
+
+// StreamInfo describes a streaming session to a Receiver.
+type StreamInfo struct {
+	Width, Height int
+	FPS           float64
+	// Start is the wall-clock time of PTS 0.
+	Start time.Time
+	// RequestKeyframe asks the encoder for a keyframe as soon as possible
+	// (for example when a viewer joins). Cheap and safe to call often.
+	RequestKeyframe func()
+}
+
+// AccessUnit is one encoded H.264 picture in Annex-B byte-stream form.
+// Keyframes carry SPS and PPS in-band.
+type AccessUnit struct {
+	PTS, DTS time.Duration // since StreamInfo.Start
+	Keyframe bool
+	Data     []byte
+}
+
+// NALUs splits the access unit into NAL units (without start codes).
+func (au *AccessUnit) NALUs() [][]byte { return SplitAnnexB(au.Data) }
+
+// SplitAnnexB splits an Annex-B byte stream into NAL units.
+func SplitAnnexB(b []byte) [][]byte {
+	var out [][]byte
+	start := -1
+	i := 0
+	for i+2 < len(b) {
+		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 {
+			if start >= 0 {
+				end := i
+				for end > start && b[end-1] == 0 {
+					end--
+				}
+				out = append(out, b[start:end])
+			}
+			i += 3
+			start = i
+			continue
+		}
+		i++
+	}
+	if start >= 0 && start < len(b) {
+		out = append(out, b[start:])
+	}
+	return out
+}

@@ -1,0 +1,236 @@
+package skyline
+
+import (
+	"image"
+	"time"
+
+	"github.com/skyline-go/skyline/internal/yuv"
+)
+
+// PixelFormat is the memory layout of a Frame.
+type PixelFormat int
+
+// Pixel formats. Names give the byte order in memory.
+const (
+	FormatUnknown PixelFormat = iota
+	// FormatBGR: 3 bytes per pixel, B,G,R. OpenCV's default and the
+	// original's only format: the reference format.
+	FormatBGR
+	// FormatRGB: 3 bytes per pixel, R,G,B.
+	FormatRGB
+	// FormatBGRA: 4 bytes per pixel, B,G,R,A (OpenCV CV_8UC4); alpha ignored.
+	FormatBGRA
+	// FormatRGBA: 4 bytes per pixel, R,G,B,A (image.RGBA, image.NRGBA);
+	// alpha ignored.
+	FormatRGBA
+	// FormatGray: 1 byte per pixel (image.Gray, OpenCV CV_8UC1).
+	FormatGray
+	// FormatI420: planar 4:2:0 video-range YUV (Data holds Y, U and V hold
+	// chroma). Width and height must be even.
+	FormatI420
+	// FormatYCbCr420: like FormatI420 but full range (JFIF), as Go's
+	// image.YCbCr holds it; remapped to video range while copied.
+	FormatYCbCr420
+)
+
+func (f PixelFormat) String() string {
+	switch f {
+	case FormatBGR:
+		return "bgr"
+	case FormatRGB:
+		return "rgb"
+	case FormatBGRA:
+		return "bgra"
+	case FormatRGBA:
+		return "rgba"
+	case FormatGray:
+		return "gray"
+	case FormatI420:
+		return "i420"
+	case FormatYCbCr420:
+		return "ycbcr420"
+	}
+	return "unknown"
+}
+
+// BytesPerPixel of the packed formats (of the Y plane for planar ones).
+func (f PixelFormat) BytesPerPixel() int {
+	switch f {
+	case FormatBGR, FormatRGB:
+		return 3
+	case FormatBGRA, FormatRGBA:
+		return 4
+	case FormatGray, FormatI420, FormatYCbCr420:
+		return 1
+	}
+	return 0
+}
+
+func (f PixelFormat) planar() bool { return f == FormatI420 || f == FormatYCbCr420 }
+
+// Frame is one picture handed to Put. It only points at the caller's
+// memory: Put copies what it needs before returning, so the caller may reuse
+// the buffers at once.
+type Frame struct {
+	Format        PixelFormat
+	Width, Height int
+	// Data holds the pixels of packed formats, or the Y plane of planar ones:
+	// Height rows of Stride bytes (the last row may be just Width pixels).
+	Data []byte
+	// Stride is the number of bytes per row of Data; 0 means tightly packed.
+	Stride int
+	// U and V are the chroma planes of planar formats, with their strides
+	// (0 means (Width+1)/2).
+	U, V             []byte
+	StrideU, StrideV int
+	// Time is the capture time. The zero value means "the moment Put is
+	// called". It sets the frame's timestamp (see Timestamps).
+	Time time.Time
+}
+
+// FrameBGR describes an OpenCV-style BGR picture (the original's numpy
+// array of shape (height, width, 3)). stride 0 means width*3.
+func FrameBGR(data []byte, width, height, stride int) Frame {
+	return Frame{Format: FormatBGR, Width: width, Height: height, Data: data, Stride: stride}
+}
+
+// FrameFromImage describes a Go image without copying it. Supported:
+// *image.RGBA, *image.NRGBA, *image.Gray and *image.YCbCr with 4:2:0
+// subsampling. Other images: use (*SkyLine).PutImage, which converts them.
+func FrameFromImage(img image.Image) (Frame, error) {
+	if img == nil {
+		return Frame{}, frameErr("nil image")
+	}
+	r := img.Bounds()
+	switch m := img.(type) {
+	case *image.RGBA:
+		if m == nil {
+			return Frame{}, frameErr("nil *image.RGBA")
+		}
+		return packedImage(FormatRGBA, m.Pix, m.Stride, m.PixOffset(r.Min.X, r.Min.Y), r), nil
+	case *image.NRGBA:
+		if m == nil {
+			return Frame{}, frameErr("nil *image.NRGBA")
+		}
+		return packedImage(FormatRGBA, m.Pix, m.Stride, m.PixOffset(r.Min.X, r.Min.Y), r), nil
+	case *image.Gray:
+		if m == nil {
+			return Frame{}, frameErr("nil *image.Gray")
+		}
+		return packedImage(FormatGray, m.Pix, m.Stride, m.PixOffset(r.Min.X, r.Min.Y), r), nil
+	case *image.YCbCr:
+		if m == nil {
+			return Frame{}, frameErr("nil *image.YCbCr")
+		}
+		if m.SubsampleRatio != image.YCbCrSubsampleRatio420 {
+			return Frame{}, frameErr("image.YCbCr with subsampling %v: only 4:2:0 goes in directly; use PutImage to convert", m.SubsampleRatio)
+		}
+		if r.Min.X%2 != 0 || r.Min.Y%2 != 0 {
+			return Frame{}, frameErr("image.YCbCr sub-image at odd origin %v: chroma would be misaligned", r.Min)
+		}
+		yo, co := m.YOffset(r.Min.X, r.Min.Y), m.COffset(r.Min.X, r.Min.Y)
+		if yo < 0 || co < 0 || yo > len(m.Y) || co > len(m.Cb) || co > len(m.Cr) {
+			return Frame{}, frameErr("image.YCbCr planes shorter than its bounds")
+		}
+		return Frame{Format: FormatYCbCr420, Width: r.Dx(), Height: r.Dy(),
+			Data: m.Y[yo:], Stride: m.YStride, U: m.Cb[co:], V: m.Cr[co:], StrideU: m.CStride, StrideV: m.CStride}, nil
+	}
+	return Frame{}, frameErr("unsupported image type %T: use PutImage, or *image.RGBA, *image.NRGBA, *image.Gray, *image.YCbCr (4:2:0)", img)
+}
+
+func packedImage(f PixelFormat, pix []byte, stride, off int, r image.Rectangle) Frame {
+	if off < 0 || off > len(pix) {
+		off = len(pix) // validate reports the short buffer
+	}
+	return Frame{Format: f, Width: r.Dx(), Height: r.Dy(), Data: pix[off:], Stride: stride}
+}
+
+// validate checks that the frame describes a complete picture.
+func (f *Frame) validate() error {
+	bpp := f.Format.BytesPerPixel()
+	if bpp == 0 {
+		return frameErr("unsupported pixel format %d", int(f.Format))
+	}
+	if f.Width <= 0 || f.Height <= 0 || f.Width > MaxDimension || f.Height > MaxDimension {
+		return frameErr("size %dx%d: want 1..%d in each dimension", f.Width, f.Height, MaxDimension)
+	}
+	stride := f.stride()
+	if stride < f.Width*bpp {
+		return frameErr("stride %d is less than width %d x %d bytes per pixel", stride, f.Width, bpp)
+	}
+	if need := stride*(f.Height-1) + f.Width*bpp; len(f.Data) < need {
+		if f.Data == nil {
+			return frameErr("nil pixel buffer for a %dx%d %v frame", f.Width, f.Height, f.Format)
+		}
+		return frameErr("pixel buffer of %d bytes is short: a %dx%d %v frame with stride %d needs %d",
+			len(f.Data), f.Width, f.Height, f.Format, stride, need)
+	}
+	if !f.Format.planar() {
+		return nil
+	}
+	if f.Width%2 != 0 || f.Height%2 != 0 {
+		return frameErr("%v frame of odd size %dx%d: 4:2:0 needs even dimensions", f.Format, f.Width, f.Height)
+	}
+	cw, ch := f.Width/2, f.Height/2
+	for _, pl := range []struct {
+		name   string
+		b      []byte
+		stride int
+	}{{"U", f.U, f.strideU()}, {"V", f.V, f.strideV()}} {
+		if pl.stride < cw {
+			return frameErr("%s stride %d is less than chroma width %d", pl.name, pl.stride, cw)
+		}
+		if need := pl.stride*(ch-1) + cw; len(pl.b) < need {
+			return frameErr("%s plane of %d bytes is short: needs %d", pl.name, len(pl.b), need)
+		}
+	}
+	return nil
+}
+
+func (f *Frame) stride() int {
+	if f.Stride == 0 {
+		return f.Width * f.Format.BytesPerPixel()
+	}
+	return f.Stride
+}
+
+func (f *Frame) strideU() int {
+	if f.StrideU == 0 {
+		return (f.Width + 1) / 2
+	}
+	return f.StrideU
+}
+
+func (f *Frame) strideV() int {
+	if f.StrideV == 0 {
+		return (f.Width + 1) / 2
+	}
+	return f.StrideV
+}
+
+func (f *Frame) planes() yuv.Planes {
+	return yuv.Planes{Y: f.Data, U: f.U, V: f.V, StrideY: f.stride(), StrideU: f.strideU(), StrideV: f.strideV(),
+		Width: f.Width, Height: f.Height}
+}
+
+// toI420 converts (or copies) the frame into dst, which has the frame's size.
+func (f *Frame) toI420(dst yuv.Planes) error {
+	switch f.Format {
+	case FormatI420:
+		return yuv.CopyI420(f.planes(), dst)
+	case FormatYCbCr420:
+		yuv.CopyFullRangeI420(f.planes(), dst)
+		return nil
+	case FormatBGR:
+		return yuv.ToI420(yuv.BGR, f.Data, f.stride(), dst)
+	case FormatRGB:
+		return yuv.ToI420(yuv.RGB, f.Data, f.stride(), dst)
+	case FormatBGRA:
+		return yuv.ToI420(yuv.BGRA, f.Data, f.stride(), dst)
+	case FormatRGBA:
+		return yuv.ToI420(yuv.RGBA, f.Data, f.stride(), dst)
+	case FormatGray:
+		return yuv.ToI420(yuv.Gray, f.Data, f.stride(), dst)
+	}
+	return frameErr("unsupported pixel format %v", f.Format)
+}

@@ -1,0 +1,132 @@
+// Package yuv converts packed RGB/BGR/gray pixels and scales I420 pictures
+// with libyuv (SIMD), writing straight into the destination buffer so that
+// the conversion is the only copy a frame makes on its way to the encoder.
+package yuv
+
+/*
+#cgo LDFLAGS: -lyuv
+#include <stdint.h>
+#include <libyuv/convert.h>
+#include <libyuv/scale.h>
+#include <libyuv/planar_functions.h>
+
+// full-range (JFIF) to video-range plane copy through a lookup table
+static void sk_plane_lut(const uint8_t *src, int ss, uint8_t *dst, int ds, int w, int h, const uint8_t *lut) {
+  for (int y = 0; y < h; y++) {
+    const uint8_t *s = src + (long)y * ss; uint8_t *d = dst + (long)y * ds;
+    for (int x = 0; x < w; x++) d[x] = lut[s[x]];
+  }
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// Format is a source pixel layout.
+type Format int
+
+// Source formats. Names give the byte order in memory.
+const (
+	BGR  Format = iota + 1 // 3 bytes B,G,R (OpenCV's default)
+	RGB                    // 3 bytes R,G,B
+	BGRA                   // 4 bytes B,G,R,A (OpenCV CV_8UC4)
+	RGBA                   // 4 bytes R,G,B,A (Go's image.RGBA)
+	Gray                   // 1 byte luma
+)
+
+// Planes is an I420 picture: three planes with their strides.
+type Planes struct {
+	Y, U, V                   []byte
+	StrideY, StrideU, StrideV int
+	Width, Height             int
+}
+
+// Layout splits a tightly packed I420 buffer of w x h into planes.
+func Layout(buf []byte, w, h int) Planes {
+	cw, ch := (w+1)/2, (h+1)/2
+	ys, cs := w*h, cw*ch
+	return Planes{
+		Y: buf[:ys], U: buf[ys : ys+cs], V: buf[ys+cs : ys+2*cs],
+		StrideY: w, StrideU: cw, StrideV: cw, Width: w, Height: h,
+	}
+}
+
+// Size is the byte size of a tightly packed I420 picture.
+func Size(w, h int) int { return w*h + 2*((w+1)/2)*((h+1)/2) }
+
+func p(b []byte) *C.uint8_t { return (*C.uint8_t)(unsafe.Pointer(&b[0])) }
+
+// ToI420 converts a packed picture of dst's size into dst.
+func ToI420(f Format, src []byte, stride int, dst Planes) error {
+	w, h := C.int(dst.Width), C.int(dst.Height)
+	s := C.int(stride)
+	var r C.int
+	switch f {
+	case BGR:
+		r = C.RGB24ToI420(p(src), s, p(dst.Y), C.int(dst.StrideY), p(dst.U), C.int(dst.StrideU), p(dst.V), C.int(dst.StrideV), w, h)
+	case RGB:
+		r = C.RAWToI420(p(src), s, p(dst.Y), C.int(dst.StrideY), p(dst.U), C.int(dst.StrideU), p(dst.V), C.int(dst.StrideV), w, h)
+	case BGRA:
+		r = C.ARGBToI420(p(src), s, p(dst.Y), C.int(dst.StrideY), p(dst.U), C.int(dst.StrideU), p(dst.V), C.int(dst.StrideV), w, h)
+	case RGBA:
+		r = C.ABGRToI420(p(src), s, p(dst.Y), C.int(dst.StrideY), p(dst.U), C.int(dst.StrideU), p(dst.V), C.int(dst.StrideV), w, h)
+	case Gray:
+		r = C.I400ToI420(p(src), s, p(dst.Y), C.int(dst.StrideY), p(dst.U), C.int(dst.StrideU), p(dst.V), C.int(dst.StrideV), w, h)
+	default:
+		return fmt.Errorf("yuv: unknown format %d", f)
+	}
+	if r != 0 {
+		return fmt.Errorf("yuv: conversion failed (%d)", int(r))
+	}
+	return nil
+}
+
+// CopyI420 copies an I420 picture of dst's size into dst.
+func CopyI420(src, dst Planes) error {
+	r := C.I420Copy(p(src.Y), C.int(src.StrideY), p(src.U), C.int(src.StrideU), p(src.V), C.int(src.StrideV),
+		p(dst.Y), C.int(dst.StrideY), p(dst.U), C.int(dst.StrideU), p(dst.V), C.int(dst.StrideV),
+		C.int(dst.Width), C.int(dst.Height))
+	if r != 0 {
+		return fmt.Errorf("yuv: copy failed (%d)", int(r))
+	}
+	return nil
+}
+
+// Scale resizes an I420 picture into dst with a box/bilinear filter.
+func Scale(src, dst Planes) error {
+	r := C.I420Scale(p(src.Y), C.int(src.StrideY), p(src.U), C.int(src.StrideU), p(src.V), C.int(src.StrideV),
+		C.int(src.Width), C.int(src.Height),
+		p(dst.Y), C.int(dst.StrideY), p(dst.U), C.int(dst.StrideU), p(dst.V), C.int(dst.StrideV),
+		C.int(dst.Width), C.int(dst.Height), C.kFilterBox)
+	if r != 0 {
+		return fmt.Errorf("yuv: scale failed (%d)", int(r))
+	}
+	return nil
+}
+
+var lutY, lutC [256]byte
+
+func init() {
+	for i := range 256 {
+		lutY[i] = byte((i*219+127)/255 + 16)
+		c := (i - 128) * 224
+		if c >= 0 {
+			c += 127
+		} else {
+			c -= 127
+		}
+		lutC[i] = byte(c/255 + 128)
+	}
+}
+
+// CopyFullRangeI420 copies a full-range (JFIF, as Go's image.YCbCr holds)
+// 4:2:0 picture into dst, remapping to video range in the same pass.
+func CopyFullRangeI420(src, dst Planes) {
+	cw, ch := (dst.Width+1)/2, (dst.Height+1)/2
+	C.sk_plane_lut(p(src.Y), C.int(src.StrideY), p(dst.Y), C.int(dst.StrideY), C.int(dst.Width), C.int(dst.Height), p(lutY[:]))
+	C.sk_plane_lut(p(src.U), C.int(src.StrideU), p(dst.U), C.int(dst.StrideU), C.int(cw), C.int(ch), p(lutC[:]))
+	C.sk_plane_lut(p(src.V), C.int(src.StrideV), p(dst.V), C.int(dst.StrideV), C.int(cw), C.int(ch), p(lutC[:]))
+}

@@ -204,8 +204,13 @@ func (s *session) startError(err error) error {
 func (s *session) watchBus() {
 	defer s.wg.Done()
 	for {
-		m, ok := s.pipe.PopMessage(-1)
+		// A bounded wait: once the pipeline is NULL its bus is flushing and
+		// drops the wake message, so the stop flag is checked here too.
+		m, ok := s.pipe.PopMessage(50 * time.Millisecond)
 		if !ok {
+			if s.stopping.Load() {
+				return
+			}
 			continue
 		}
 		switch m.Kind {

@@ -67,6 +67,12 @@ func launch(p Params, cfg Config, gdests []GstDestination, withSink bool) string
 	if withSink {
 		b.WriteString(" t. ! queue name=rq max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 ! appsink name=out sync=false max-buffers=64 drop=false")
 	}
+	if len(gdests) == 0 && !withSink {
+		// Without destinations the access units are discarded, but a sink
+		// must still be there: without one the end of stream reaches no
+		// sink, no EOS is posted and Stop waits for the whole DrainTimeout.
+		b.WriteString(" t. ! fakesink name=discard sync=false async=false")
+	}
 	return b.String()
 }
 

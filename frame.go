@@ -2,6 +2,7 @@ package skyline
 
 import (
 	"image"
+	"reflect"
 	"time"
 
 	"github.com/skyline-go/skyline/internal/yuv"
@@ -98,30 +99,18 @@ func FrameBGR(data []byte, width, height, stride int) Frame {
 // *image.RGBA, *image.NRGBA, *image.Gray and *image.YCbCr with 4:2:0
 // subsampling. Other images: use (*SkyLine).PutImage, which converts them.
 func FrameFromImage(img image.Image) (Frame, error) {
-	if img == nil {
+	if img == nil || isNilImage(img) {
 		return Frame{}, frameErr("nil image")
 	}
 	r := img.Bounds()
 	switch m := img.(type) {
 	case *image.RGBA:
-		if m == nil {
-			return Frame{}, frameErr("nil *image.RGBA")
-		}
 		return packedImage(FormatRGBA, m.Pix, m.Stride, m.PixOffset(r.Min.X, r.Min.Y), r), nil
 	case *image.NRGBA:
-		if m == nil {
-			return Frame{}, frameErr("nil *image.NRGBA")
-		}
 		return packedImage(FormatRGBA, m.Pix, m.Stride, m.PixOffset(r.Min.X, r.Min.Y), r), nil
 	case *image.Gray:
-		if m == nil {
-			return Frame{}, frameErr("nil *image.Gray")
-		}
 		return packedImage(FormatGray, m.Pix, m.Stride, m.PixOffset(r.Min.X, r.Min.Y), r), nil
 	case *image.YCbCr:
-		if m == nil {
-			return Frame{}, frameErr("nil *image.YCbCr")
-		}
 		if m.SubsampleRatio != image.YCbCrSubsampleRatio420 {
 			return Frame{}, frameErr("image.YCbCr with subsampling %v: only 4:2:0 goes in directly; use PutImage to convert", m.SubsampleRatio)
 		}
@@ -233,4 +222,11 @@ func (f *Frame) toI420(dst yuv.Planes) error {
 		return yuv.ToI420(yuv.Gray, f.Data, f.stride(), dst)
 	}
 	return frameErr("unsupported pixel format %v", f.Format)
+}
+
+// isNilImage reports a typed nil pointer in an image.Image (calling Bounds
+// on it would panic).
+func isNilImage(img image.Image) bool {
+	v := reflect.ValueOf(img)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }

@@ -50,6 +50,15 @@ type session struct {
 	stopping atomic.Bool
 	wg       sync.WaitGroup
 	lastKey  atomic.Int64 // unix nanos of the last keyframe request
+	failedCh chan struct{} // closed when failed is set
+
+	// Encoders built on GstVideoEncoder shift timestamps (x264enc adds
+	// 1000 h so DTS never goes negative). The first frame's input PTS and
+	// the first access unit's PTS give the shift, removed before Receivers
+	// see the access units.
+	firstIn  atomic.Int64 // first input PTS + 1 (0: none yet)
+	ptsShift time.Duration
+	shiftSet bool
 }
 
 // launch builds the gst-launch description of the pipeline.
@@ -105,7 +114,7 @@ func fraction(fps float64) string {
 // openSession builds and starts a pipeline for p.
 func openSession(p Params, cfg Config, dests []Destination, log *slog.Logger, onFail func(error)) (*session, error) {
 	var gdests []GstDestination
-	s := &session{log: log, params: p, cfg: cfg, onFail: onFail, eos: make(chan struct{})}
+	s := &session{log: log, params: p, cfg: cfg, onFail: onFail, eos: make(chan struct{}), failedCh: make(chan struct{})}
 	for _, d := range dests {
 		switch d := d.(type) {
 		case GstDestination:
@@ -198,8 +207,13 @@ func openSession(p Params, cfg Config, dests []Destination, log *slog.Logger, on
 	return s, nil
 }
 
-// startError prefers the bus's explanation of a failed start.
+// startError prefers the bus's explanation of a failed start, which the
+// bus may deliver just after the state change reports the failure.
 func (s *session) startError(err error) error {
+	select {
+	case <-s.failedCh:
+	case <-time.After(time.Second):
+	}
 	if e := s.failed.Load(); e != nil {
 		return fmt.Errorf("%w: %v", ErrPipeline, *e)
 	}
@@ -223,6 +237,7 @@ func (s *session) watchBus() {
 		case gst.MsgError:
 			err := fmt.Errorf("%s", m.String())
 			if s.failed.CompareAndSwap(nil, &err) {
+				close(s.failedCh)
 				s.log.Error("pipeline error", "element", m.Source, "error", m.Text, "debug", m.Debug)
 				if s.onFail != nil && !s.stopping.Load() {
 					s.onFail(err)
@@ -264,8 +279,13 @@ func (s *session) pullAccessUnits() {
 			}
 			continue
 		}
-		au := &AccessUnit{PTS: smp.PTS, DTS: smp.DTS, Keyframe: smp.Keyframe, Data: smp.Data}
-		if au.DTS < 0 {
+		if !s.shiftSet {
+			if in := s.firstIn.Load(); in > 0 && smp.PTS >= 0 {
+				s.ptsShift, s.shiftSet = smp.PTS-time.Duration(in-1), true
+			}
+		}
+		au := &AccessUnit{PTS: smp.PTS - s.ptsShift, DTS: smp.DTS - s.ptsShift, Keyframe: smp.Keyframe, Data: smp.Data}
+		if smp.DTS < 0 {
 			au.DTS = au.PTS
 		}
 		for i, r := range s.receivers {
@@ -329,7 +349,11 @@ func (s *session) push(f *Frame, now time.Time, dropped *atomic.Uint64) (bool, e
 		s.buf.Unref()
 		return false, fmt.Errorf("%w: %v", ErrInvalidFrame, err)
 	}
-	s.buf.SetTimes(s.pts(f, now), s.dur)
+	pts := s.pts(f, now)
+	if s.frames == 0 {
+		s.firstIn.Store(int64(pts) + 1)
+	}
+	s.buf.SetTimes(pts, s.dur)
 	if err := s.src.Push(&s.buf); err != nil {
 		return false, fmt.Errorf("%w: %v", ErrPipeline, err)
 	}

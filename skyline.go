@@ -1,7 +1,6 @@
 package skyline
 
 import (
-	"errors"
 	"fmt"
 	"image"
 	"image/draw"
@@ -246,7 +245,7 @@ func (s *SkyLine) Put(f Frame) (bool, error) {
 // without conversion; others are drawn into an RGBA scratch image first.
 func (s *SkyLine) PutImage(img image.Image) (bool, error) {
 	f, err := FrameFromImage(img)
-	if err != nil && errors.Is(err, ErrInvalidFrame) && img != nil && !isNilImage(img) {
+	if err != nil && img != nil && !isNilImage(img) && !isDirectImage(img) {
 		b := img.Bounds()
 		if b.Empty() {
 			return false, frameErr("empty image")
@@ -263,16 +262,14 @@ func (s *SkyLine) PutImage(img image.Image) (bool, error) {
 	return s.Put(f)
 }
 
-func isNilImage(img image.Image) bool {
+// isDirectImage: the image types FrameFromImage takes without conversion
+// (their errors are real errors, not a reason to convert).
+func isDirectImage(img image.Image) bool {
 	switch m := img.(type) {
-	case *image.RGBA:
-		return m == nil
-	case *image.NRGBA:
-		return m == nil
-	case *image.Gray:
-		return m == nil
+	case *image.RGBA, *image.NRGBA, *image.Gray:
+		return true
 	case *image.YCbCr:
-		return m == nil
+		return m.SubsampleRatio == image.YCbCrSubsampleRatio420 && m.Rect.Min.X%2 == 0 && m.Rect.Min.Y%2 == 0
 	}
 	return false
 }

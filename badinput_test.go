@@ -1,0 +1,183 @@
+package skyline_test
+
+import (
+	"errors"
+	"image"
+	"image/color"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/skyline-go/skyline"
+)
+
+func TestBadFrames(t *testing.T) {
+	sl := newTestSkyLine(t, newClock(30), skyline.Config{})
+	if err := sl.Start(skyline.Params{FPS: 30, Width: 64, Height: 48}); err != nil {
+		t.Fatal(err)
+	}
+	good := make([]byte, 64*48*3)
+	cases := []struct {
+		name string
+		f    skyline.Frame
+		msg  string
+	}{
+		{"nil buffer", skyline.FrameBGR(nil, 64, 48, 0), "nil pixel buffer"},
+		{"short buffer", skyline.FrameBGR(good[:100], 64, 48, 0), "short"},
+		{"one byte short", skyline.FrameBGR(good[:len(good)-1], 64, 48, 0), "short"},
+		{"stride too small", skyline.FrameBGR(good, 64, 48, 100), "stride"},
+		{"stride too large for buffer", skyline.FrameBGR(good, 64, 48, 64*3+1), "short"},
+		{"zero width", skyline.FrameBGR(good, 0, 48, 0), "size"},
+		{"negative height", skyline.FrameBGR(good, 64, -1, 0), "size"},
+		{"huge", skyline.FrameBGR(good, 100000, 48, 0), "size"},
+		{"unknown format", skyline.Frame{Format: 99, Width: 64, Height: 48, Data: good}, "pixel format"},
+		{"zero format", skyline.Frame{Width: 64, Height: 48, Data: good}, "pixel format"},
+		{"odd i420", skyline.Frame{Format: skyline.FormatI420, Width: 63, Height: 48, Data: good, U: good, V: good}, "odd"},
+		{"i420 short U", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good[:10], V: good}, "U plane"},
+		{"i420 nil V", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good}, "V plane"},
+		{"i420 bad chroma stride", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideU: 3}, "stride"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ok, err := sl.Put(c.f)
+			if ok || !errors.Is(err, skyline.ErrInvalidFrame) || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("Put = %v, %v; want ErrInvalidFrame mentioning %q", ok, err, c.msg)
+			}
+		})
+	}
+	// A good frame still goes through after all that.
+	mustPut(t, sl, skyline.FrameBGR(good, 64, 48, 0), true)
+	if st := sl.Stats(); st.Accepted != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestBadImages(t *testing.T) {
+	var nilRGBA *image.RGBA
+	cases := []struct {
+		name string
+		img  image.Image
+	}{
+		{"nil", nil},
+		{"nil RGBA", nilRGBA},
+		{"YCbCr 4:2:2", image.NewYCbCr(image.Rect(0, 0, 64, 48), image.YCbCrSubsampleRatio422)},
+		{"YCbCr odd origin", image.NewYCbCr(image.Rect(0, 0, 64, 48), image.YCbCrSubsampleRatio420).SubImage(image.Rect(1, 1, 33, 33))},
+		{"paletted", image.NewPaletted(image.Rect(0, 0, 8, 8), nil)},
+		{"empty RGBA", image.NewRGBA(image.Rect(0, 0, 0, 0))},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := skyline.FrameFromImage(c.img); !errors.Is(err, skyline.ErrInvalidFrame) {
+				if err == nil {
+					f, _ := skyline.FrameFromImage(c.img)
+					sl := newTestSkyLine(t, newClock(30), skyline.Config{})
+					if _, err := sl.Put(f); errors.Is(err, skyline.ErrInvalidFrame) {
+						return
+					}
+				}
+				t.Fatalf("FrameFromImage: %v, want ErrInvalidFrame", err)
+			}
+		})
+	}
+	// PutImage converts what FrameFromImage cannot take directly.
+	sl := newTestSkyLine(t, newClock(30), skyline.Config{})
+	if err := sl.Start(skyline.Params{FPS: 30, Width: 8, Height: 8}); err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range []image.Image{
+		image.NewPaletted(image.Rect(0, 0, 8, 8), color.Palette{color.Black}),
+		image.NewYCbCr(image.Rect(0, 0, 8, 8), image.YCbCrSubsampleRatio444),
+		image.NewGray16(image.Rect(0, 0, 8, 8)),
+		image.NewGray(image.Rect(0, 0, 8, 8)),
+		image.NewNRGBA(image.Rect(2, 2, 10, 10)),
+	} {
+		if ok, err := sl.PutImage(img); !ok || err != nil {
+			t.Fatalf("PutImage(%T) = %v, %v", img, ok, err)
+		}
+	}
+	if ok, err := sl.PutImage(nil); ok || !errors.Is(err, skyline.ErrInvalidFrame) {
+		t.Fatalf("PutImage(nil) = %v, %v", ok, err)
+	}
+}
+
+func TestBadParams(t *testing.T) {
+	sl := newTestSkyLine(t, newClock(30), skyline.Config{})
+	for _, p := range []skyline.Params{
+		{FPS: -1, Width: 64, Height: 48},
+		{FPS: math.NaN(), Width: 64, Height: 48},
+		{FPS: math.Inf(1), Width: 64, Height: 48},
+		{FPS: 5000, Width: 64, Height: 48},
+		{FPS: 30, Width: -2, Height: 48},
+		{FPS: 30, Width: 63, Height: 48},
+		{FPS: 30, Width: 64, Height: 47},
+		{FPS: 30, Width: 64, Height: 1 << 20},
+	} {
+		if err := sl.Start(p); !errors.Is(err, skyline.ErrInvalidParams) {
+			t.Errorf("Start(%+v) = %v, want ErrInvalidParams", p, err)
+		}
+		if sl.State() != skyline.StateStopped {
+			t.Errorf("Start(%+v) left state %v", p, sl.State())
+		}
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  skyline.Config
+		want error
+		msg  string
+	}{
+		{"unknown encoder property", skyline.Config{Encoder: skyline.Encoder{Properties: map[string]string{"no-such-prop": "1"}}}, skyline.ErrInvalidConfig, "no-such-prop"},
+		{"bad encoder value", skyline.Config{Encoder: skyline.Encoder{Properties: map[string]string{"bitrate": "fast"}}}, skyline.ErrInvalidConfig, "bitrate"},
+		{"out of range encoder value", skyline.Config{Encoder: skyline.Encoder{Properties: map[string]string{"bframes": "99"}}}, skyline.ErrInvalidConfig, "bframes"},
+		{"bad preset", skyline.Config{Encoder: skyline.Encoder{Preset: "warp-speed"}}, skyline.ErrInvalidConfig, "speed-preset"},
+		{"injection in element", skyline.Config{Encoder: skyline.Encoder{Element: "x264enc ! fakesink"}}, skyline.ErrInvalidConfig, "element name"},
+		{"missing encoder", skyline.Config{Encoder: skyline.Encoder{Element: "nosuchenc"}}, skyline.ErrMissingElement, "nosuchenc"},
+		{"bad profile", skyline.Config{Encoder: skyline.Encoder{Profile: "ultra"}}, skyline.ErrInvalidConfig, "Profile"},
+		{"negative queue", skyline.Config{QueueSize: -1}, skyline.ErrInvalidConfig, "QueueSize"},
+		{"warm-up of one frame", skyline.Config{WarmupFrames: 1}, skyline.ErrInvalidConfig, "WarmupFrames"},
+		{"bad drop policy", skyline.Config{Drop: 7}, skyline.ErrInvalidConfig, "Drop"},
+		{"negative bitrate", skyline.Config{Encoder: skyline.Encoder{Bitrate: -5}}, skyline.ErrInvalidConfig, "Bitrate"},
+		{"missing dotenv", skyline.Config{DotEnvPath: "/nonexistent/.env"}, skyline.ErrInvalidConfig, ".env"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.cfg.NoDotEnv = c.cfg.DotEnvPath == ""
+			sl, err := skyline.New(c.cfg)
+			if sl != nil || !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("New = %v, %v; want %v mentioning %q", sl, err, c.want, c.msg)
+			}
+		})
+	}
+	if _, err := skyline.New(skyline.Config{NoDotEnv: true}, nil); !errors.Is(err, skyline.ErrInvalidConfig) {
+		t.Errorf("nil destination: %v", err)
+	}
+	a, _ := skyline.NewFile(filepath.Join(t.TempDir(), "a.mp4"))
+	if _, err := skyline.New(skyline.Config{NoDotEnv: true}, a, a); !errors.Is(err, skyline.ErrInvalidConfig) {
+		t.Errorf("duplicate destination: %v", err)
+	}
+}
+
+func TestMissingElementSaysHowToInstall(t *testing.T) {
+	_, err := skyline.New(skyline.Config{NoDotEnv: true, Encoder: skyline.Encoder{Element: "nvv4l2h264enc"}})
+	var me *skyline.MissingElementsError
+	if !errors.As(err, &me) || len(me.Missing) != 1 || me.Missing[0] != "nvv4l2h264enc" {
+		t.Fatalf("err %v", err)
+	}
+	if !strings.Contains(err.Error(), "JetPack") {
+		t.Fatalf("no install hint: %v", err)
+	}
+	if h := skyline.InstallHint("kvssink"); !strings.Contains(h, "GST_PLUGIN_PATH") || !strings.Contains(h, "native") {
+		t.Fatalf("kvssink hint: %s", h)
+	}
+}
+
+func TestBadFileDestinations(t *testing.T) {
+	for _, p := range []string{"", "out.avi", "out", "/nonexistent-dir/out.mp4"} {
+		if _, err := skyline.NewFile(p); !errors.Is(err, skyline.ErrInvalidConfig) {
+			t.Errorf("NewFile(%q) = %v, want ErrInvalidConfig", p, err)
+		}
+	}
+}

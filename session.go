@@ -49,7 +49,7 @@ type session struct {
 	eosOnce  sync.Once
 	stopping atomic.Bool
 	wg       sync.WaitGroup
-	lastKey  atomic.Int64 // unix nanos of the last keyframe request
+	lastKey  atomic.Int64  // unix nanos of the last keyframe request
 	failedCh chan struct{} // closed when failed is set
 
 	// Encoders built on GstVideoEncoder shift timestamps (x264enc adds

@@ -64,3 +64,30 @@ func checkElements(names []string) error {
 	sort.Strings(missing)
 	return &MissingElementsError{Missing: missing}
 }
+
+// EncoderCandidates are the H.264 encoders SkyLine knows, in order of
+// preference: Jetson, NVIDIA desktop, VA-API (new, old), V4L2 M2M, x264.
+var EncoderCandidates = []string{"nvv4l2h264enc", "nvh264enc", "vah264enc", "vaapih264enc", "v4l2h264enc", "x264enc"}
+
+// AvailableEncoders lists the EncoderCandidates this machine's GStreamer
+// registry has, in order of preference.
+func AvailableEncoders() []string {
+	if gst.Init() != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range EncoderCandidates {
+		if gst.HasElement(e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// GStreamerVersion initialises GStreamer and returns its version string.
+func GStreamerVersion() (string, error) {
+	if err := gst.Init(); err != nil {
+		return "", err
+	}
+	return gst.Version(), nil
+}

@@ -420,6 +420,7 @@ type Sample struct {
 	Data          []byte
 	PTS, DTS, Dur time.Duration // -1 when unknown
 	Keyframe      bool
+	Width, Height int // raw video samples: the picture size
 }
 
 const clockNone = ^C.guint64(0)
@@ -444,7 +445,7 @@ func (s *AppSink) Pull(timeout time.Duration) (smp *Sample, eos bool) {
 	smp = &Sample{
 		Data: C.GoBytes(unsafe.Pointer(au._map.data), C.int(au._map.size)),
 		PTS:  clockTime(au.pts), DTS: clockTime(au.dts), Dur: clockTime(au.duration),
-		Keyframe: au.keyframe != 0,
+		Keyframe: au.keyframe != 0, Width: int(au.width), Height: int(au.height),
 	}
 	C.sk_au_release(&au)
 	return smp, false

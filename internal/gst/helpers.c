@@ -190,6 +190,12 @@ int sk_appsink_pull(GstElement *sink, gint64 timeout_ns, sk_au *out) {
   out->dts = GST_BUFFER_DTS(b);
   out->duration = GST_BUFFER_DURATION(b);
   out->keyframe = !GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_DELTA_UNIT);
+  GstCaps *caps = gst_sample_get_caps(s);
+  if (caps && gst_caps_get_size(caps) > 0) {
+    GstStructure *st = gst_caps_get_structure(caps, 0);
+    gst_structure_get_int(st, "width", &out->width);
+    gst_structure_get_int(st, "height", &out->height);
+  }
   return 1;
 }
 

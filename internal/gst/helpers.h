@@ -61,6 +61,7 @@ typedef struct {
   GstMapInfo map;
   guint64 pts, dts, duration;
   int keyframe;
+  int width, height;   // from video/x-raw caps, else 0
 } sk_au;
 int  sk_appsink_pull(GstElement *sink, gint64 timeout_ns, sk_au *out); // 1 got, 0 timeout, -1 eos/stopped
 void sk_au_release(sk_au *au);

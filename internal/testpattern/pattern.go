@@ -16,11 +16,39 @@ const (
 )
 
 // DrawBGR draws frame n into a packed BGR buffer of w x h (stride w*3).
+// It gives exactly Pixel's values, computing the trigonometry once per row
+// and column so that live 720p/1080p drawing is cheap.
 func DrawBGR(buf []byte, w, h, n int) {
+	t := float64(n)
+	fx, fy := make([]float64, w), make([]float64, h)
+	colB, rowG := make([]byte, w), make([]byte, h)
+	bits := make([]int, w) // -1 outside the band's columns
+	for x := range w {
+		fx[x] = (float64(x) + 0.5) / float64(w)
+		colB[x] = byte(128 + 90*math.Sin(2*math.Pi*(fx[x]+t/120)))
+		bits[x] = -1
+		if fx[x] >= bandLeft && fx[x] < bandRight {
+			bits[x] = int((fx[x] - bandLeft) / (bandRight - bandLeft) * Bits)
+		}
+	}
+	for y := range h {
+		fy[y] = (float64(y) + 0.5) / float64(h)
+		rowG[y] = byte(128 + 90*math.Cos(2*math.Pi*(fy[y]+t/180)))
+	}
 	for y := 0; y < h; y++ {
 		row := buf[y*w*3 : (y+1)*w*3]
+		inBand := fy[y] >= bandTop && fy[y] < bandBottom
 		for x := 0; x < w; x++ {
-			b, g, r := Pixel(x, y, w, h, n)
+			var b, g, r byte
+			if inBand && bits[x] >= 0 {
+				v := byte(20)
+				if n>>(Bits-1-bits[x])&1 == 1 {
+					v = 235
+				}
+				b, g, r = v, v, v
+			} else {
+				b, g, r = colB[x], rowG[y], byte(40+170*(fx[x]+fy[y])/2)
+			}
 			row[x*3], row[x*3+1], row[x*3+2] = b, g, r
 		}
 	}

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/skyline-go/skyline"
+	"github.com/skyline-go/skyline/rtsp"
+)
+
+type serveOptions struct {
+	input, pixFmt, size string
+	fps                 float64
+	w, h                int
+	listen, path        string
+	encoder, preset     string
+	bitrate             int
+	keyint              time.Duration
+	user, pass          string
+	tlsCert, tlsKey     string
+	udpPort             int
+	noUDP               bool
+	frames              int
+	logLevel            string
+	status              string
+}
+
+func serve(args []string) int {
+	o := &serveOptions{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&o.input, "input", "testsrc", "frames from: testsrc, stdin, file:PATH (a video file), v4l2:DEVICE (a camera)")
+	fs.StringVar(&o.pixFmt, "pix-fmt", "bgr24", "stdin pixel format: bgr24 (OpenCV), rgb24, bgra, rgba, gray, i420")
+	fs.StringVar(&o.size, "size", "", "stdin frame size WIDTHxHEIGHT (required for stdin; testsrc default 1280x720)")
+	fs.Float64Var(&o.fps, "fps", 30, "frame rate of the input")
+	fs.StringVar(&o.listen, "listen", ":8554", "RTSP listen address")
+	fs.StringVar(&o.path, "path", "/skyline", "RTSP path of the stream")
+	fs.StringVar(&o.encoder, "encoder", "", "GStreamer H.264 encoder element (default x264enc)")
+	fs.StringVar(&o.preset, "preset", "", "x264 speed preset (default superfast)")
+	fs.IntVar(&o.bitrate, "bitrate", 0, "bitrate in kbit/s (default: scaled to the picture, 2000 at 720p30)")
+	fs.DurationVar(&o.keyint, "keyframe-interval", 2*time.Second, "time between keyframes")
+	fs.StringVar(&o.user, "user", "", "require this RTSP user (with --pass)")
+	fs.StringVar(&o.pass, "pass", "", "RTSP password (default: $SKYLINE_RTSP_PASS)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate (PEM) for RTSPS")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS key (PEM) for RTSPS")
+	fs.IntVar(&o.udpPort, "udp-port", 0, "RTP port of the UDP transport (RTCP +1; default 8000)")
+	fs.BoolVar(&o.noUDP, "no-udp", false, "serve RTSP over TCP only")
+	fs.IntVar(&o.frames, "frames", 0, "stop after this many frames (0: until the input ends or Ctrl-C)")
+	fs.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error")
+	fs.StringVar(&o.status, "status", "auto", "live status line: auto (on a terminal), always, never")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "skyline serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if err := o.check(); err != nil {
+		fmt.Fprintln(os.Stderr, "skyline serve:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runServe(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "skyline serve:", err)
+		return 1
+	}
+	return 0
+}
+
+func (o *serveOptions) check() error {
+	if o.pass == "" {
+		o.pass = os.Getenv("SKYLINE_RTSP_PASS")
+	}
+	if (o.user == "") != (o.pass == "") {
+		return errors.New("--user and --pass go together")
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if o.fps <= 0 || o.fps > skyline.MaxFPS {
+		return fmt.Errorf("--fps %v: want 0 < fps <= %d", o.fps, skyline.MaxFPS)
+	}
+	switch {
+	case o.size != "":
+		w, h, err := parseSize(o.size)
+		if err != nil {
+			return err
+		}
+		o.w, o.h = w, h
+	case o.input == "stdin" || o.input == "-":
+		return errors.New("--input stdin needs --size WIDTHxHEIGHT (and --pix-fmt, --fps)")
+	default:
+		o.w, o.h = 1280, 720
+	}
+	switch o.status {
+	case "auto", "always", "never":
+	default:
+		return fmt.Errorf("--status %q: want auto, always or never", o.status)
+	}
+	return nil
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func runServe(ctx context.Context, o *serveOptions) error {
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
+	srv, err := rtsp.NewServer(rtsp.ServerConfig{
+		Address: o.listen, User: o.user, Pass: o.pass, CertFile: o.tlsCert, KeyFile: o.tlsKey,
+		UDPPort: o.udpPort, DisableUDP: o.noUDP, DisableMulticast: o.noUDP, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer srv.Close()
+	stream, err := srv.AddStream(o.path, rtsp.StreamOptions{})
+	if err != nil {
+		return err
+	}
+	meter := &meter{}
+	sl, err := skyline.New(skyline.Config{
+		Logger: log, Name: "RTSPSkyLine",
+		Encoder: skyline.Encoder{Element: o.encoder, Preset: o.preset, Bitrate: o.bitrate, KeyframeInterval: o.keyint},
+	}, stream, meter)
+	if err != nil {
+		return err
+	}
+	defer sl.Close()
+
+	in, err := openInput(o.input, o)
+	if err != nil {
+		return err
+	}
+	first, err := in.Next(ctx)
+	if err != nil {
+		in.Close()
+		if errors.Is(err, io.EOF) {
+			return errors.New("the input ended before the first frame")
+		}
+		return err
+	}
+	if err := sl.Start(skyline.Params{FPS: o.fps, Width: first.Width &^ 1, Height: first.Height &^ 1}); err != nil {
+		in.Close()
+		return err
+	}
+	fmt.Printf("SkyLine: streaming %s at %s\n", o.input, stream.URL())
+	fmt.Printf("watch:   ffplay -rtsp_transport tcp %s   (or open it in VLC)\n", stream.URL())
+
+	var read atomic.Int64
+	done := make(chan error, 1)
+	go func() { done <- pump(ctx, in, sl, first, o.frames, &read) }()
+	var pumpErr error
+	if showStatus(o.status) {
+		pumpErr = statusLoop(done, sl, stream, meter, &read)
+	} else {
+		select {
+		case pumpErr = <-done:
+		case <-ctx.Done():
+			in.Close() // unblocks a read of stdin
+			pumpErr = <-done
+		}
+	}
+	in.Close()
+	stopErr := sl.Stop()
+	st := sl.Stats()
+	fmt.Printf("SkyLine: stopped after %d frames (%d encoded, %d dropped)\n", st.Accepted, st.Encoded, st.Dropped)
+	if pumpErr != nil && !errors.Is(pumpErr, context.Canceled) {
+		return pumpErr
+	}
+	return stopErr
+}
+
+// pump moves frames from the input to the SkyLine until the input ends, the
+// frame limit is reached or ctx is cancelled.
+func pump(ctx context.Context, in input, sl *skyline.SkyLine, f skyline.Frame, limit int, read *atomic.Int64) error {
+	for n := 0; ; n++ {
+		read.Add(1)
+		for {
+			ok, err := sl.Put(f)
+			if err != nil {
+				return err
+			}
+			if ok || in.Live() {
+				break
+			}
+			if st := sl.State(); st != skyline.StateStreaming {
+				return fmt.Errorf("stream is %v: %v", st, sl.Err())
+			}
+			select { // the encoder is behind: wait for room, never lose a frame
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Millisecond):
+			}
+		}
+		if limit > 0 && n+1 >= limit {
+			return nil
+		}
+		var err error
+		if f, err = in.Next(ctx); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+func showStatus(mode string) bool {
+	switch mode {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	st, err := os.Stdout.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// statusLoop prints a live status line every second until the pump ends.
+func statusLoop(done <-chan error, sl *skyline.SkyLine, stream *rtsp.Stream, m *meter, read *atomic.Int64) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last := time.Now()
+	lastRead, lastEnc, lastBytes := int64(0), uint64(0), int64(0)
+	for {
+		select {
+		case err := <-done:
+			fmt.Print("\r\033[K")
+			return err
+		case now := <-tick.C:
+			dt := now.Sub(last).Seconds()
+			st := sl.Stats()
+			r, b := read.Load(), m.bytes.Load()
+			fmt.Printf("\r\033[Kin %5.1f fps | out %5.1f fps | %6.0f kbit/s | dropped %d | viewers %d",
+				float64(r-lastRead)/dt, float64(st.Encoded-lastEnc)/dt, float64(b-lastBytes)*8/1000/dt,
+				st.Dropped, stream.Viewers())
+			last, lastRead, lastEnc, lastBytes = now, r, st.Encoded, b
+		}
+	}
+}
+
+// meter is a Receiver that counts the encoded bytes for the status line.
+type meter struct{ bytes atomic.Int64 }
+
+func (m *meter) Name() string                           { return "meter" }
+func (m *meter) Open(skyline.StreamInfo) error          { return nil }
+func (m *meter) WriteAccessUnit(au *skyline.AccessUnit) { m.bytes.Add(int64(len(au.Data))) }
+func (m *meter) Close()                                 {}

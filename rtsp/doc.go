@@ -1,0 +1,41 @@
+// Package rtsp is SkyLine's built-in RTSP server (the original's RTSPServer
+// and RTSPSkyLine, SPEC A8, B3, B8).
+//
+// One Server listens on one address (default ":8554") and serves any number
+// of Streams, each at a mount path. A Stream is a skyline.Receiver: give it
+// to skyline.New as a destination (or use NewSkyLine), and every encoded
+// access unit of that SkyLine is packetised once (RTP/H.264, RFC 6184) and
+// fanned out to all viewers of the path.
+//
+//	srv, _ := rtsp.NewServer(rtsp.ServerConfig{})
+//	_ = srv.Start()
+//	defer srv.Close()
+//	sl, _ := rtsp.NewSkyLine(srv, "/cam", skyline.Config{})
+//	defer sl.Close()
+//	_ = sl.Start(skyline.Params{FPS: 30, Width: 1280, Height: 720})
+//	fmt.Println(srv.URLs()) // [rtsp://127.0.0.1:8554/cam]
+//	for { sl.Put(frame) }
+//
+// Transports: TCP (interleaved), UDP and UDP multicast; RTSPS when a TLS
+// certificate is configured (over UDP, RTSPS uses SRTP). Authentication:
+// basic and digest, server-wide or per path.
+//
+// Behaviour:
+//   - The SDP carries the SPS and PPS of the encoder's first keyframe. A
+//     DESCRIBE or SETUP that arrives before it is answered "503 Service
+//     Unavailable" with a reason, never left hanging.
+//   - When a viewer starts playing, the encoder is asked for a keyframe
+//     (rate-limited by the SkyLine and shared by viewers joining together),
+//     so the first decodable picture arrives within about one frame time
+//     plus the encode, instead of at the next keyframe interval.
+//   - Viewers stay connected across Stop/Start of the SkyLine when the
+//     picture size is unchanged; RTP timestamps keep increasing. A new size
+//     ends their sessions, so players reconnect and get the new SDP.
+//   - Every viewer has a bounded write queue (ServerConfig.WriteQueueSize).
+//     A viewer that reads too slowly never delays Put, the encoder or other
+//     viewers: its excess packets are dropped and counted (StreamStats), and
+//     it is disconnected once a write to it blocks for WriteTimeout or it has
+//     been losing packets continuously for SlowViewerTimeout.
+//
+// Passwords never appear in logs or error messages.
+package rtsp

@@ -1,0 +1,110 @@
+package rtsp
+
+import (
+	"errors"
+
+	"github.com/bluenviron/gortsplib/v5"
+	"github.com/bluenviron/gortsplib/v5/pkg/base"
+	"github.com/bluenviron/gortsplib/v5/pkg/liberrors"
+)
+
+// handler answers gortsplib's server callbacks for one Server.
+type handler struct{ s *Server }
+
+func (h *handler) lookup(path string) *Stream {
+	p, err := normalizePath(path)
+	if err != nil {
+		return nil
+	}
+	h.s.mu.RLock()
+	defer h.s.mu.RUnlock()
+	return h.s.streams[p]
+}
+
+// resolve finds the stream of a request and checks credentials. It returns
+// the stream, or the response to send.
+func (h *handler) resolve(conn *gortsplib.ServerConn, req *base.Request, path string) (*gortsplib.ServerStream, *Stream, *base.Response, error) {
+	st := h.lookup(path)
+	if st == nil {
+		// Do not tell strangers which paths exist.
+		if res, err := authorize(conn, req, h.s.credentials()); res != nil {
+			return nil, nil, res, err
+		}
+		return nil, nil, &base.Response{StatusCode: base.StatusNotFound, StatusMessage: "Not Found (no stream at this path)"}, nil
+	}
+	if res, err := authorize(conn, req, st.credentials()); res != nil {
+		return nil, nil, res, err
+	}
+	ss, why := st.serverStream()
+	if ss == nil {
+		if why == "stream removed" {
+			return nil, nil, &base.Response{StatusCode: base.StatusNotFound, StatusMessage: "Not Found (stream removed)"}, nil
+		}
+		return nil, nil, &base.Response{StatusCode: base.StatusServiceUnavailable,
+			StatusMessage: "Service Unavailable (" + why + ", retry shortly)"}, nil
+	}
+	return ss, st, nil, nil
+}
+
+func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	ss, _, res, err := h.resolve(ctx.Conn, ctx.Request, ctx.Path)
+	if res != nil {
+		return res, nil, err
+	}
+	return &base.Response{StatusCode: base.StatusOK}, ss, nil
+}
+
+func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	ss, st, res, err := h.resolve(ctx.Conn, ctx.Request, ctx.Path)
+	if res != nil {
+		return res, nil, err
+	}
+	if v := viewerOf(ctx.Session); v != nil && v.st != st {
+		return &base.Response{StatusCode: base.StatusBadRequest, StatusMessage: "Bad Request (one path per session)"}, nil, nil
+	}
+	st.addViewer(ctx.Session)
+	return &base.Response{StatusCode: base.StatusOK}, ss, nil
+}
+
+func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	if v := viewerOf(ctx.Session); v != nil {
+		v.markPlay()
+	}
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// OnResponse runs after the session handled the request, just before the
+// response is written: after a PLAY the session already receives packets,
+// so this is when to ask for the viewer's keyframe.
+func (h *handler) OnResponse(sc *gortsplib.ServerConn, res *base.Response) {
+	if res.StatusCode != base.StatusOK {
+		return
+	}
+	if v := viewerOf(sc.Session()); v != nil {
+		v.started()
+	}
+}
+
+func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
+	if v := viewerOf(ctx.Session); v != nil {
+		v.gone(ctx.Error)
+	}
+}
+
+func (h *handler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
+	if ctx.Error != nil && !errors.As(ctx.Error, new(liberrors.ErrServerTerminated)) {
+		h.s.log.Debug("connection closed", "remote", ctx.Conn.NetConn().RemoteAddr().String(), "reason", ctx.Error.Error())
+	}
+}
+
+func (h *handler) OnStreamWriteError(ctx *gortsplib.ServerHandlerOnStreamWriteErrorCtx) {
+	v := viewerOf(ctx.Session)
+	if v == nil {
+		return
+	}
+	if errors.As(ctx.Error, new(liberrors.ErrServerWriteQueueFull)) {
+		v.droppedPacket()
+		return
+	}
+	h.s.log.Debug("write to viewer failed", "remote", remote(ctx.Session), "error", ctx.Error.Error())
+}

@@ -1,0 +1,413 @@
+package rtsp
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5"
+)
+
+// Defaults for the zero values of ServerConfig.
+const (
+	DefaultAddress           = ":8554"
+	DefaultUDPPort           = 8000
+	DefaultMulticastIPRange  = "224.1.0.0/16"
+	DefaultMulticastPort     = 8002
+	DefaultReadTimeout       = 10 * time.Second
+	DefaultWriteTimeout      = 5 * time.Second
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultSlowViewerTimeout = 5 * time.Second
+	DefaultWriteQueueSize    = 1024
+)
+
+// ServerConfig configures a Server. The zero value is valid: every field's
+// zero value is the documented default.
+type ServerConfig struct {
+	// Address is the RTSP (TCP) listen address. Default ":8554". Port 0
+	// picks a free port (see Addr and URLs).
+	Address string
+
+	// User and Pass, when User is set, are required from every viewer
+	// (server-wide; a stream may override them in StreamOptions).
+	User, Pass string
+	// AuthMethods are the schemes offered and accepted. Default basic and
+	// digest (DefaultAuthMethods).
+	AuthMethods []AuthMethod
+
+	// CertFile and KeyFile (PEM), or TLSConfig, turn the server into an
+	// RTSPS server: every connection is TLS and URLs start with rtsps://.
+	// TLSConfig wins when both are given.
+	CertFile, KeyFile string
+	TLSConfig         *tls.Config
+
+	// UDPPort is the RTP port of the UDP transport; RTCP uses UDPPort+1.
+	// It must be even. Default 8000 (8000-8001), on the host of Address.
+	// DisableUDP turns the UDP transport off (TCP only).
+	UDPPort    int
+	DisableUDP bool
+	// MulticastIPRange is the range multicast groups are taken from, one
+	// per stream. Default "224.1.0.0/16". MulticastPort is the RTP port
+	// (RTCP: +1, even); default 8002. DisableMulticast turns multicast off.
+	MulticastIPRange string
+	MulticastPort    int
+	DisableMulticast bool
+
+	// ReadTimeout bounds reading a request. Default 10 s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds one write to a viewer: a viewer that does not
+	// read for this long is disconnected. Default 5 s.
+	WriteTimeout time.Duration
+	// IdleTimeout closes sessions of viewers that stopped talking. Default
+	// 60 s.
+	IdleTimeout time.Duration
+	// SlowViewerTimeout disconnects a viewer whose write queue has been
+	// overflowing (losing packets) continuously for this long. Default 5 s.
+	SlowViewerTimeout time.Duration
+	// WriteQueueSize is the number of RTP packets queued per viewer before
+	// packets are dropped (rounded up to a power of two). Default 1024.
+	WriteQueueSize int
+
+	// Logger is the parent logger; the server logs with component=rtsp.
+	// Default slog.Default().
+	Logger *slog.Logger
+}
+
+// String describes the configuration without the password.
+func (c ServerConfig) String() string {
+	pass := ""
+	if c.Pass != "" {
+		pass = "***"
+	}
+	return fmt.Sprintf("rtsp.ServerConfig{Address:%q User:%q Pass:%q TLS:%v UDPPort:%d DisableUDP:%v Multicast:%q/%d DisableMulticast:%v}",
+		c.Address, c.User, pass, c.TLSConfig != nil || c.CertFile != "", c.UDPPort, c.DisableUDP,
+		c.MulticastIPRange, c.MulticastPort, c.DisableMulticast)
+}
+
+// LogValue keeps the password out of structured logs.
+func (c ServerConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+func (c ServerConfig) withDefaults() ServerConfig {
+	if c.Address == "" {
+		c.Address = DefaultAddress
+	}
+	if c.UDPPort == 0 {
+		c.UDPPort = DefaultUDPPort
+	}
+	if c.MulticastIPRange == "" {
+		c.MulticastIPRange = DefaultMulticastIPRange
+	}
+	if c.MulticastPort == 0 {
+		c.MulticastPort = DefaultMulticastPort
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.SlowViewerTimeout == 0 {
+		c.SlowViewerTimeout = DefaultSlowViewerTimeout
+	}
+	if c.WriteQueueSize == 0 {
+		c.WriteQueueSize = DefaultWriteQueueSize
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func (c ServerConfig) validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, a...)...)
+	}
+	if _, _, err := net.SplitHostPort(c.Address); err != nil {
+		return bad("Address %q: want host:port (e.g. \":8554\")", c.Address)
+	}
+	if c.User == "" && c.Pass != "" {
+		return bad("a password without a User")
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return bad("CertFile and KeyFile go together")
+	}
+	if !c.DisableUDP && (c.UDPPort < 2 || c.UDPPort > 65534 || c.UDPPort%2 != 0) {
+		return bad("UDPPort %d: want an even port 2..65534", c.UDPPort)
+	}
+	if !c.DisableMulticast {
+		if c.MulticastPort < 2 || c.MulticastPort > 65534 || c.MulticastPort%2 != 0 {
+			return bad("MulticastPort %d: want an even port 2..65534", c.MulticastPort)
+		}
+		_, n, err := net.ParseCIDR(c.MulticastIPRange)
+		if err != nil || n.IP.To4() == nil || !n.IP.IsMulticast() {
+			return bad("MulticastIPRange %q: want an IPv4 multicast range such as %s", c.MulticastIPRange, DefaultMulticastIPRange)
+		}
+	}
+	if c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 || c.SlowViewerTimeout < 0 {
+		return bad("negative timeout")
+	}
+	if c.WriteQueueSize < 1 || c.WriteQueueSize > 1<<20 {
+		return bad("WriteQueueSize %d: want 1..%d", c.WriteQueueSize, 1<<20)
+	}
+	if _, err := verifyMethods(c.AuthMethods); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Server is an RTSP server serving any number of streams by path. Create it
+// with NewServer, then Start; Close stops it (it may be started again).
+// Streams may be added and removed at any time. Safe for concurrent use.
+type Server struct {
+	cfg     ServerConfig
+	log     *slog.Logger
+	tls     *tls.Config
+	methods []AuthMethod
+
+	mu      sync.RWMutex // guards everything below
+	gs      *gortsplib.Server
+	addr    net.Addr
+	streams map[string]*Stream
+}
+
+// NewServer validates cfg and returns a stopped server.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With(slog.String("component", "rtsp")),
+		streams: map[string]*Stream{}, methods: cfg.AuthMethods}
+	s.tls = cfg.TLSConfig
+	if s.tls == nil && cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: certificate %s / key %s: %v", ErrTLS, cfg.CertFile, cfg.KeyFile, err)
+		}
+		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return s, nil
+}
+
+// Start listens and serves. A port in use gives an error wrapping
+// ErrAddressInUse that names it.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	if s.gs != nil {
+		s.mu.Unlock()
+		return ErrRunning
+	}
+	methods, _ := verifyMethods(s.cfg.AuthMethods)
+	host, _, _ := net.SplitHostPort(s.cfg.Address)
+	gs := &gortsplib.Server{
+		Handler:        &handler{s: s},
+		RTSPAddress:    s.cfg.Address,
+		ReadTimeout:    s.cfg.ReadTimeout,
+		WriteTimeout:   s.cfg.WriteTimeout,
+		IdleTimeout:    s.cfg.IdleTimeout,
+		TLSConfig:      s.tls,
+		WriteQueueSize: ceilPow2(s.cfg.WriteQueueSize),
+		AuthMethods:    methods,
+	}
+	if !s.cfg.DisableUDP {
+		gs.UDPRTPAddress = net.JoinHostPort(host, strconv.Itoa(s.cfg.UDPPort))
+		gs.UDPRTCPAddress = net.JoinHostPort(host, strconv.Itoa(s.cfg.UDPPort+1))
+	}
+	if !s.cfg.DisableMulticast {
+		gs.MulticastIPRange = s.cfg.MulticastIPRange
+		gs.MulticastRTPPort = s.cfg.MulticastPort
+		gs.MulticastRTCPPort = s.cfg.MulticastPort + 1
+	}
+	if err := gs.Start(); err != nil {
+		s.mu.Unlock()
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("%w: %v (another program, or another server, uses the port: choose another Address/UDPPort or disable UDP)", ErrAddressInUse, err)
+		}
+		return fmt.Errorf("%w: %v", ErrListen, err)
+	}
+	s.gs = gs
+	s.addr = gs.NetListener().Addr()
+	streams := s.streamList()
+	s.mu.Unlock()
+	s.log.Info("RTSP server listening", "address", s.addr.String(), "tls", s.tls != nil,
+		"udp", !s.cfg.DisableUDP, "multicast", !s.cfg.DisableMulticast, "auth", s.cfg.User != "")
+	for _, st := range streams {
+		st.serverStarted() // ask for a keyframe so the stream comes back quickly
+	}
+	return nil
+}
+
+func ceilPow2(n int) int {
+	p := 1
+	for p < n {
+		p <<= 1
+	}
+	return p
+}
+
+// Close disconnects every viewer and stops listening. The streams stay
+// registered; Start serves them again. Safe to call more than once.
+func (s *Server) Close() {
+	s.mu.Lock()
+	gs := s.gs
+	s.gs = nil
+	streams := s.streamList()
+	s.mu.Unlock()
+	if gs == nil {
+		return
+	}
+	for _, st := range streams {
+		st.detach()
+	}
+	gs.Close()
+	s.log.Info("RTSP server closed")
+}
+
+// current is the running gortsplib server, or nil.
+func (s *Server) current() *gortsplib.Server {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.gs
+}
+
+// Addr is the address the server listens on (with the real port), or nil
+// when it is not running.
+func (s *Server) Addr() net.Addr {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.gs == nil {
+		return nil
+	}
+	return s.addr
+}
+
+// URLs lists the URL of every stream, sorted, as
+// rtsp://127.0.0.1:PORT/path (rtsps:// with TLS), with the real port.
+func (s *Server) URLs() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]string, 0, len(s.streams))
+	for p := range s.streams {
+		out = append(out, s.urlLocked(p))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// urlLocked builds the URL of path; the host is the listen host, or
+// 127.0.0.1 when listening on all interfaces (as the original did).
+func (s *Server) urlLocked(path string) string {
+	host, port, _ := net.SplitHostPort(s.cfg.Address)
+	if s.addr != nil {
+		if a, ok := s.addr.(*net.TCPAddr); ok {
+			port = strconv.Itoa(a.Port)
+		}
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	scheme := "rtsp"
+	if s.tls != nil {
+		scheme = "rtsps"
+	}
+	u := url.URL{Scheme: scheme, Host: net.JoinHostPort(host, port), Path: path}
+	return u.String()
+}
+
+func (s *Server) streamList() []*Stream {
+	out := make([]*Stream, 0, len(s.streams))
+	for _, st := range s.streams {
+		out = append(out, st)
+	}
+	return out
+}
+
+// normalizePath adds the missing leading "/", removes a trailing one and
+// rejects paths a URL cannot carry.
+func normalizePath(p string) (string, error) {
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	p = strings.TrimRight(p, "/")
+	if p == "" {
+		return "", fmt.Errorf("%w: empty path", ErrInvalidPath)
+	}
+	for _, r := range p {
+		if r <= ' ' || r == 0x7f || r == '?' || r == '#' || r == '%' || r == '\\' {
+			return "", fmt.Errorf("%w: %q has a character a URL path cannot carry (%q)", ErrInvalidPath, p, r)
+		}
+	}
+	if strings.Contains(p, "//") || strings.Contains(p, "/trackID=") {
+		return "", fmt.Errorf("%w: %q", ErrInvalidPath, p)
+	}
+	return p, nil
+}
+
+// AddStream creates a stream at path (a missing leading "/" is added). It
+// serves viewers as soon as a SkyLine feeding it produces its first
+// keyframe. A second stream at the same path is an error wrapping
+// ErrStreamExists.
+func (s *Server) AddStream(path string, opts StreamOptions) (*Stream, error) {
+	p, err := normalizePath(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.streams[p]; ok {
+		return nil, fmt.Errorf("%w: %s", ErrStreamExists, p)
+	}
+	st := newStream(s, p, opts)
+	s.streams[p] = st
+	s.log.Info("stream added", "path", p)
+	return st, nil
+}
+
+// RemoveStream removes the stream at path: its viewers are disconnected and
+// the path then answers 404. Its SkyLine may keep running; what it sends is
+// discarded.
+func (s *Server) RemoveStream(path string) error {
+	p, err := normalizePath(path)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	st, ok := s.streams[p]
+	delete(s.streams, p)
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrStreamNotFound, p)
+	}
+	st.remove()
+	s.log.Info("stream removed", "path", p)
+	return nil
+}
+
+// Stream is the stream at path, or nil.
+func (s *Server) Stream(path string) *Stream {
+	p, err := normalizePath(path)
+	if err != nil {
+		return nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.streams[p]
+}
+
+// credentials are the server-wide credentials.
+func (s *Server) credentials() credentials { return credentials{s.cfg.User, s.cfg.Pass} }

@@ -1,0 +1,486 @@
+package rtsp
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5"
+	"github.com/bluenviron/gortsplib/v5/pkg/description"
+	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+
+	"github.com/skyline-go/skyline"
+)
+
+// StreamOptions configure one stream. The zero value is valid: the stream
+// uses the server-wide credentials.
+type StreamOptions struct {
+	// User and Pass, when User is set, replace the server-wide credentials
+	// for this path.
+	User, Pass string
+	// Public serves this path without authentication even when the server
+	// requires credentials.
+	Public bool
+}
+
+// String describes the options without the password.
+func (o StreamOptions) String() string {
+	pass := ""
+	if o.Pass != "" {
+		pass = "***"
+	}
+	return fmt.Sprintf("rtsp.StreamOptions{User:%q Pass:%q Public:%v}", o.User, pass, o.Public)
+}
+
+// LogValue keeps the password out of structured logs.
+func (o StreamOptions) LogValue() slog.Value { return slog.StringValue(o.String()) }
+
+func (o StreamOptions) validate() error {
+	if o.User == "" && o.Pass != "" {
+		return fmt.Errorf("%w: StreamOptions: a password without a User", ErrInvalidConfig)
+	}
+	if o.Public && o.User != "" {
+		return fmt.Errorf("%w: StreamOptions: Public with credentials", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// StreamStats are a stream's counters since AddStream.
+type StreamStats struct {
+	// Viewers playing now.
+	Viewers int
+	// ViewersTotal: viewers that started playing.
+	ViewersTotal uint64
+	// AccessUnits written to the viewers (one per encoded picture).
+	AccessUnits uint64
+	// Packets: RTP packets sent to the fan-out (once per packet, whatever
+	// the number of viewers).
+	Packets uint64
+	// PacketsDropped: RTP packets not delivered to a viewer because its
+	// write queue was full (one per packet and slow viewer).
+	PacketsDropped uint64
+	// SlowViewersDisconnected: viewers disconnected because their queue
+	// overflowed for longer than ServerConfig.SlowViewerTimeout.
+	SlowViewersDisconnected uint64
+}
+
+// Stream is one path of a Server. It implements skyline.Receiver: give it
+// to skyline.New (one SkyLine per Stream), or use NewSkyLine.
+type Stream struct {
+	srv  *Server
+	path string
+	opts StreamOptions
+	log  *slog.Logger
+
+	mu        sync.Mutex // guards the fields below
+	removed   bool
+	open      bool
+	info      skyline.StreamInfo
+	ss        *gortsplib.ServerStream // nil until the first keyframe
+	media     *description.Media
+	enc       *rtph264.Encoder
+	sps, pps  []byte
+	width     int
+	height    int
+	epoch     time.Time // StreamInfo.Start of the first session ss served
+	tsBase    uint32
+	lastTicks int64
+	haveTicks bool
+	warned    bool
+
+	keyMu sync.Mutex // serialises RequestKeyframe calls with Close
+	keyFn func()
+
+	vmu     sync.Mutex // guards viewers and the viewer structs
+	viewers map[*viewer]struct{}
+
+	viewersTotal atomic.Uint64
+	aus          atomic.Uint64
+	packets      atomic.Uint64
+	dropped      atomic.Uint64
+	kicked       atomic.Uint64
+}
+
+// viewer is one RTSP session set up on a stream (its ServerSession's user
+// data).
+type viewer struct {
+	st         *Stream
+	sess       *gortsplib.ServerSession
+	playing    bool
+	pendingKey bool
+	firstDrop  time.Time
+	lastDrop   time.Time
+	kicked     bool
+}
+
+func newStream(srv *Server, path string, opts StreamOptions) *Stream {
+	return &Stream{srv: srv, path: path, opts: opts, viewers: map[*viewer]struct{}{},
+		log: srv.log.With(slog.String("path", path))}
+}
+
+// Name is "rtsp:" followed by the path (a skyline.Destination name).
+func (s *Stream) Name() string { return "rtsp:" + s.path }
+
+// Path is the stream's mount path, with its leading "/".
+func (s *Stream) Path() string { return s.path }
+
+// URL is the stream's URL, as listed by Server.URLs.
+func (s *Stream) URL() string {
+	s.srv.mu.RLock()
+	defer s.srv.mu.RUnlock()
+	return s.srv.urlLocked(s.path)
+}
+
+// Viewers is the number of viewers playing now.
+func (s *Stream) Viewers() int {
+	s.vmu.Lock()
+	defer s.vmu.Unlock()
+	n := 0
+	for v := range s.viewers {
+		if v.playing {
+			n++
+		}
+	}
+	return n
+}
+
+// Stats reads the stream's counters.
+func (s *Stream) Stats() StreamStats {
+	return StreamStats{
+		Viewers:                 s.Viewers(),
+		ViewersTotal:            s.viewersTotal.Load(),
+		AccessUnits:             s.aus.Load(),
+		Packets:                 s.packets.Load(),
+		PacketsDropped:          s.dropped.Load(),
+		SlowViewersDisconnected: s.kicked.Load(),
+	}
+}
+
+func (s *Stream) credentials() credentials {
+	switch {
+	case s.opts.Public:
+		return credentials{}
+	case s.opts.User != "":
+		return credentials{s.opts.User, s.opts.Pass}
+	}
+	return s.srv.credentials()
+}
+
+// Open implements skyline.Receiver. A new picture size ends the sessions of
+// the current viewers (they reconnect and get the new SDP); with the same
+// size they stay connected.
+func (s *Stream) Open(info skyline.StreamInfo) error {
+	s.mu.Lock()
+	switch {
+	case s.removed:
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrStreamRemoved, s.path)
+	case s.open:
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrStreamBusy, s.path)
+	}
+	if s.ss != nil && (info.Width != s.width || info.Height != s.height) {
+		s.log.Info("picture size changed: ending viewer sessions so they reconnect",
+			"from", fmt.Sprintf("%dx%d", s.width, s.height), "to", fmt.Sprintf("%dx%d", info.Width, info.Height))
+		s.closeStreamLocked()
+	}
+	s.open, s.info = true, info
+	s.mu.Unlock()
+
+	s.keyMu.Lock()
+	s.keyFn = info.RequestKeyframe
+	s.keyMu.Unlock()
+	return nil
+}
+
+// Close implements skyline.Receiver: the SkyLine's session ended. Viewers
+// stay connected, waiting for the next session.
+func (s *Stream) Close() {
+	s.keyMu.Lock()
+	s.keyFn = nil
+	s.keyMu.Unlock()
+	s.mu.Lock()
+	s.open = false
+	s.mu.Unlock()
+}
+
+// requestKeyframe asks the feeding SkyLine for a keyframe, if any.
+func (s *Stream) requestKeyframe() {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	if s.keyFn != nil {
+		s.keyFn()
+	}
+}
+
+// WriteAccessUnit implements skyline.Receiver: it packetises the access
+// unit and queues the packets to every viewer. It never blocks on a viewer.
+func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) {
+	if au == nil || len(au.Data) == 0 {
+		return
+	}
+	var nalus [][]byte
+	var sps, pps []byte
+	for _, n := range skyline.SplitAnnexB(au.Data) {
+		if len(n) == 0 {
+			continue
+		}
+		switch h264.NALUType(n[0] & 0x1f) {
+		case h264.NALUTypeAccessUnitDelimiter:
+			continue
+		case h264.NALUTypeSPS:
+			sps = n
+		case h264.NALUTypePPS:
+			pps = n
+		}
+		nalus = append(nalus, n)
+	}
+	if len(nalus) == 0 {
+		return
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.removed || !s.open {
+		return
+	}
+	if s.ss == nil || sps != nil && !bytes.Equal(sps, s.sps) || pps != nil && !bytes.Equal(pps, s.pps) {
+		if sps == nil || pps == nil || !au.Keyframe {
+			return // nothing to describe yet, or wait for a complete keyframe
+		}
+		if !s.configureLocked(sps, pps) {
+			return
+		}
+	}
+	pkts, err := s.enc.Encode(nalus)
+	if err != nil {
+		s.log.Warn("cannot packetise an access unit", "error", err)
+		return
+	}
+	ticks := s.ticksLocked(au.PTS)
+	ntp := s.info.Start.Add(au.PTS)
+	for _, p := range pkts {
+		p.Timestamp = s.tsBase + uint32(ticks)
+		if err := s.ss.WritePacketRTPWithNTP(s.media, p, ntp); err != nil {
+			return // the stream was closed under us; the next keyframe recreates it
+		}
+	}
+	s.aus.Add(1)
+	s.packets.Add(uint64(len(pkts)))
+}
+
+// ticksLocked converts a PTS of the current SkyLine session into 90 kHz
+// ticks since the stream's epoch, strictly increasing across sessions.
+func (s *Stream) ticksLocked(pts time.Duration) int64 {
+	off := s.info.Start.Sub(s.epoch) + pts
+	ticks := int64(off/time.Second)*90000 + int64(off%time.Second)*90000/int64(time.Second)
+	if s.haveTicks && ticks <= s.lastTicks {
+		ticks = s.lastTicks + 1
+	}
+	s.lastTicks, s.haveTicks = ticks, true
+	return ticks
+}
+
+// configureLocked (re)describes the stream from a keyframe's SPS and PPS.
+// A new picture size replaces the ServerStream (ending its viewers'
+// sessions); other parameter changes are reloaded in place.
+func (s *Stream) configureLocked(sps, pps []byte) bool {
+	var p h264.SPS
+	if err := p.Unmarshal(sps); err != nil {
+		if !s.warned {
+			s.warned = true
+			s.log.Warn("cannot parse the encoder's SPS", "error", err)
+		}
+		return false
+	}
+	w, h := p.Width(), p.Height()
+	if s.ss != nil && w == s.width && h == s.height {
+		s.sps, s.pps = bytes.Clone(sps), bytes.Clone(pps)
+		s.media.Formats[0].(*format.H264).SafeSetParams(s.sps, s.pps)
+		s.ss.ReloadDesc()
+		return true
+	}
+	if s.ss != nil {
+		s.log.Info("picture size changed: ending viewer sessions so they reconnect",
+			"from", fmt.Sprintf("%dx%d", s.width, s.height), "to", fmt.Sprintf("%dx%d", w, h))
+		s.closeStreamLocked()
+	}
+	gs := s.srv.current()
+	if gs == nil {
+		return false // not serving: keep waiting for a keyframe after Start
+	}
+	forma := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: bytes.Clone(sps), PPS: bytes.Clone(pps)}
+	media := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{forma}}
+	ss := &gortsplib.ServerStream{Server: gs, Desc: &description.Session{Title: "SkyLine", Medias: []*description.Media{media}}}
+	if err := ss.Initialize(); err != nil {
+		s.log.Warn("cannot create the stream", "error", err)
+		return false
+	}
+	enc, err := forma.CreateEncoder()
+	if err != nil {
+		ss.Close()
+		s.log.Warn("cannot create the RTP packetiser", "error", err)
+		return false
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	s.ss, s.media, s.enc = ss, media, enc
+	s.sps, s.pps = forma.SPS, forma.PPS
+	s.width, s.height = w, h
+	s.epoch, s.haveTicks, s.tsBase = s.info.Start, false, binary.BigEndian.Uint32(b[:])
+	s.log.Info("stream ready", "width", w, "height", h)
+	return true
+}
+
+// closeStreamLocked ends every viewer session and forgets the description.
+func (s *Stream) closeStreamLocked() {
+	if s.ss != nil {
+		s.ss.Close()
+	}
+	s.ss, s.media, s.enc, s.sps, s.pps = nil, nil, nil, nil, nil
+}
+
+// serverStream is the stream to serve a DESCRIBE or SETUP, or nil and why
+// not.
+func (s *Stream) serverStream() (*gortsplib.ServerStream, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.removed:
+		return nil, "stream removed"
+	case s.ss != nil:
+		return s.ss, ""
+	case s.open:
+		return nil, "stream starting, no picture yet"
+	}
+	return nil, "stream not started, no picture yet"
+}
+
+// serverStarted is called when the server (re)starts.
+func (s *Stream) serverStarted() { s.requestKeyframe() }
+
+// detach forgets the ServerStream of a server that is closing.
+func (s *Stream) detach() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeStreamLocked()
+}
+
+// remove ends the stream for good.
+func (s *Stream) remove() {
+	s.mu.Lock()
+	s.removed = true
+	s.closeStreamLocked()
+	s.mu.Unlock()
+	s.keyMu.Lock()
+	s.keyFn = nil
+	s.keyMu.Unlock()
+}
+
+// viewerOf is the viewer of a session, or nil.
+func viewerOf(sess *gortsplib.ServerSession) *viewer {
+	if sess == nil {
+		return nil
+	}
+	v, _ := sess.UserData().(*viewer)
+	return v
+}
+
+// addViewer attaches a viewer to a session at SETUP.
+func (s *Stream) addViewer(sess *gortsplib.ServerSession) {
+	if v := viewerOf(sess); v != nil {
+		return
+	}
+	v := &viewer{st: s, sess: sess}
+	sess.SetUserData(v)
+	s.vmu.Lock()
+	s.viewers[v] = struct{}{}
+	s.vmu.Unlock()
+}
+
+// markPlay notes a PLAY request; the keyframe is requested once the session
+// is active (see playing).
+func (v *viewer) markPlay() {
+	v.st.vmu.Lock()
+	v.pendingKey = true
+	v.st.vmu.Unlock()
+}
+
+// started is called after a successful PLAY response: the viewer now
+// receives packets, so a keyframe is requested for it.
+func (v *viewer) started() {
+	s := v.st
+	s.vmu.Lock()
+	if !v.pendingKey {
+		s.vmu.Unlock()
+		return
+	}
+	v.pendingKey = false
+	first := !v.playing
+	v.playing = true
+	s.vmu.Unlock()
+	if first {
+		s.viewersTotal.Add(1)
+		s.log.Info("viewer playing", "remote", remote(v.sess), "viewers", s.Viewers())
+	}
+	s.requestKeyframe()
+}
+
+// gone is called when the session closes.
+func (v *viewer) gone(err error) {
+	s := v.st
+	s.vmu.Lock()
+	_, ok := s.viewers[v]
+	delete(s.viewers, v)
+	s.vmu.Unlock()
+	if ok && v.playing {
+		s.log.Info("viewer left", "remote", remote(v.sess), "reason", errString(err), "viewers", s.Viewers())
+	}
+}
+
+// droppedPacket counts a packet lost to a full write queue and disconnects
+// a viewer that has been overflowing for too long.
+func (v *viewer) droppedPacket() {
+	s := v.st
+	s.dropped.Add(1)
+	now := time.Now()
+	s.vmu.Lock()
+	if now.Sub(v.lastDrop) > time.Second {
+		v.firstDrop = now
+	}
+	v.lastDrop = now
+	kick := !v.kicked && now.Sub(v.firstDrop) >= s.srv.cfg.SlowViewerTimeout
+	if kick {
+		v.kicked = true
+	}
+	s.vmu.Unlock()
+	if kick {
+		s.kicked.Add(1)
+		s.log.Warn("disconnecting a viewer that cannot keep up", "remote", remote(v.sess),
+			"overflowing_for", s.srv.cfg.SlowViewerTimeout)
+		v.sess.Close()
+	}
+}
+
+func remote(sess *gortsplib.ServerSession) string {
+	for _, c := range sess.Conns() {
+		if nc := c.NetConn(); nc != nil {
+			return nc.RemoteAddr().String()
+		}
+	}
+	return ""
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -125,14 +125,8 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	srv, err := rtsp.NewServer(rtsp.ServerConfig{
-		Address: o.listen, User: o.user, Pass: o.pass, CertFile: o.tlsCert, KeyFile: o.tlsKey,
-		UDPPort: o.udpPort, DisableUDP: o.noUDP, DisableMulticast: o.noUDP, Logger: log,
-	})
+	srv, err := startServer(o, log)
 	if err != nil {
-		return err
-	}
-	if err := srv.Start(); err != nil {
 		return err
 	}
 	defer srv.Close()
@@ -191,6 +185,30 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return pumpErr
 	}
 	return stopErr
+}
+
+// startServer starts the RTSP server. When the default UDP ports are taken
+// (and --udp-port was not given) it serves TCP only, with a warning, rather
+// than not at all.
+func startServer(o *serveOptions, log *slog.Logger) (*rtsp.Server, error) {
+	cfg := rtsp.ServerConfig{
+		Address: o.listen, User: o.user, Pass: o.pass, CertFile: o.tlsCert, KeyFile: o.tlsKey,
+		UDPPort: o.udpPort, DisableUDP: o.noUDP, DisableMulticast: o.noUDP, Logger: log,
+	}
+	srv, err := rtsp.NewServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	err = srv.Start()
+	if err == nil || o.noUDP || o.udpPort != 0 {
+		return srv, err
+	}
+	cfg.DisableUDP, cfg.DisableMulticast = true, true
+	if srv, err2 := rtsp.NewServer(cfg); err2 == nil && srv.Start() == nil {
+		log.Warn("RTSP over UDP is off (its default ports are in use; choose others with --udp-port): serving TCP only", "error", err)
+		return srv, nil
+	}
+	return nil, err
 }
 
 // pump moves frames from the input to the SkyLine until the input ends, the

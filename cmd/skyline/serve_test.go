@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skyline-go/skyline/internal/mediatest"
+	"github.com/skyline-go/skyline/internal/testpattern"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "skyline-cli")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "skyline")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// cli runs the skyline binary with a stdin pipe.
+type cli struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  chan string
+	stderr bytes.Buffer
+	done   chan error
+}
+
+func startCLI(t *testing.T, args ...string) *cli {
+	t.Helper()
+	c := &cli{cmd: exec.Command(binary, args...), lines: make(chan string, 100), done: make(chan error, 1)}
+	c.cmd.Stderr = &c.stderr
+	var err error
+	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+		close(c.lines)
+		c.done <- c.cmd.Wait()
+	}()
+	t.Cleanup(func() { _ = c.cmd.Process.Kill() })
+	return c
+}
+
+// line waits for a stdout line containing substr.
+func (c *cli) line(t *testing.T, substr string) string {
+	t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case l, ok := <-c.lines:
+			if !ok {
+				t.Fatalf("skyline exited before printing %q; stderr: %s", substr, c.stderr.String())
+			}
+			if strings.Contains(l, substr) {
+				return l
+			}
+		case <-timeout:
+			t.Fatalf("no line with %q; stderr: %s", substr, c.stderr.String())
+		}
+	}
+}
+
+func (c *cli) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case err := <-c.done:
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(60 * time.Second):
+		t.Fatalf("skyline did not exit; stderr: %s", c.stderr.String())
+	}
+	return -1
+}
+
+// TestServeStdin runs the exact documented form: raw BGR frames piped into
+// stdin, read back by ffmpeg over RTSP with their numbers consecutive; at EOF
+// the program shuts down cleanly and exits 0.
+func TestServeStdin(t *testing.T) {
+	const w, h, total, watch = 1280, 720, 240, 45
+	port := freePort(t)
+	c := startCLI(t, "serve", "--input", "stdin", "--pix-fmt", "bgr24", "--size", "1280x720", "--fps", "30",
+		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--path", "/x")
+	frames := make([][]byte, 8)
+	for i := range frames {
+		frames[i] = make([]byte, w*h*3)
+	}
+	written := make(chan int, total)
+	go func() {
+		// A producer at 30 fps, like a vision loop: frame i carries number i.
+		tick := time.NewTicker(time.Second / 30)
+		defer tick.Stop()
+		for i := 0; i < total; i++ {
+			buf := frames[i%len(frames)]
+			testpattern.DrawBGR(buf, w, h, i)
+			if _, err := c.stdin.Write(buf); err != nil {
+				return
+			}
+			written <- i
+			<-tick.C
+		}
+		_ = c.stdin.Close()
+	}()
+	url := strings.Fields(c.line(t, "SkyLine: streaming"))[4]
+	if url != fmt.Sprintf("rtsp://127.0.0.1:%d/x", port) {
+		t.Fatalf("printed URL %q", url)
+	}
+	c.line(t, "ffplay")
+	for i := range written { // let a few frames flow before the viewer joins
+		if i >= 10 {
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	prev, got := -1, 0
+	err := mediatest.Decode(ctx, url, w, h, []string{"-rtsp_transport", "tcp"}, []string{"-frames:v", fmt.Sprint(watch)},
+		func(i int, bgr []byte) error {
+			n, ok := testpattern.ReadBGR(bgr, w, h)
+			if !ok {
+				return fmt.Errorf("picture %d: frame number unreadable", i)
+			}
+			if prev >= 0 && n != prev+1 {
+				return fmt.Errorf("picture %d: frame %d after %d", i, n, prev)
+			}
+			if p := mediatest.PSNR(bgr, testpattern.NewBGR(w, h, n)); p < 30 {
+				return fmt.Errorf("frame %d: PSNR %.1f dB", n, p)
+			}
+			prev = n
+			got++
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != watch {
+		t.Fatalf("decoded %d pictures, want %d", got, watch)
+	}
+	last := c.line(t, "stopped after")
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, c.stderr.String())
+	}
+	if !strings.Contains(last, fmt.Sprintf("stopped after %d frames (%d encoded", total, total)) {
+		t.Fatalf("last line %q, want all %d frames", last, total)
+	}
+}
+
+// TestServeStdinShortRead: a stream that ends inside a frame (or a wrong
+// --size) is reported, the frames before it are delivered, exit status 1.
+func TestServeStdinShortRead(t *testing.T) {
+	const w, h = 320, 240
+	c := startCLI(t, "serve", "--input", "stdin", "--size", "320x240", "--fps", "30",
+		"--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--no-udp", "--status", "never")
+	for i := 0; i < 10; i++ {
+		if _, err := c.stdin.Write(testpattern.NewBGR(w, h, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _ = c.stdin.Write(make([]byte, w*h)) // a third of a frame
+	_ = c.stdin.Close()
+	last := c.line(t, "stopped after")
+	if code := c.wait(t); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if !strings.Contains(last, "stopped after 10 frames (10 encoded") {
+		t.Fatalf("last line %q", last)
+	}
+	if msg := c.stderr.String(); !strings.Contains(msg, "inside a frame (76800 of 230400 bytes)") || !strings.Contains(msg, "--size") {
+		t.Fatalf("stderr: %s", msg)
+	}
+}
+
+func TestServeBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"serve", "--input", "stdin"},
+		{"serve", "--input", "stdin", "--size", "12"},
+		{"serve", "--size", "0x10"},
+		{"serve", "--fps", "-1"},
+		{"serve", "--input", "bogus", "--no-udp", "--listen", "127.0.0.1:0"},
+		{"serve", "--user", "u"},
+		{"serve", "--input", "stdin", "--size", "64x48", "--pix-fmt", "yuv9"},
+		{"nosuchcommand"},
+	} {
+		out, err := exec.Command(binary, args...).CombinedOutput()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() == 0 || len(out) == 0 || strings.Contains(string(out), "panic") {
+			t.Errorf("%v: err %v, output %q", args, err, out)
+		}
+	}
+}

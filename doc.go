@@ -1,0 +1,104 @@
+// Package skyline restreams the frames a program produces — a computer-vision
+// loop drawing boxes on camera images, a simulator, a robot — live, with one
+// call per frame. Frames go through one GStreamer pipeline that encodes them
+// once (H.264, 4:2:0, low latency) and hands the result to any number of
+// destinations: the built-in RTSP server (package rtsp), a file, any
+// GStreamer branch, or Go code implementing Receiver.
+//
+// It is the Go rewrite of the Python module backpack.skyline.
+//
+//	dst, _ := skyline.NewFile("out.mp4")
+//	sl, err := skyline.New(skyline.Config{}, dst)
+//	if err != nil { ... }              // e.g. a missing GStreamer plugin, with how to install it
+//	defer sl.Close()
+//	sl.Start(skyline.Params{FPS: 30, Width: 1280, Height: 720})
+//	for frame := range frames {        // BGR bytes, as OpenCV holds them
+//		sl.Put(skyline.FrameBGR(frame, 1280, 720, 0))
+//	}
+//	sl.Stop()                          // finalises the file
+//
+// # From the Python original
+//
+//	backpack.skyline                         skyline (Go)
+//	---------------------------------------  ---------------------------------------------------
+//	SkyLine (abstract base class)            *SkyLine with destinations: New(cfg, dests...)
+//	RTSPSkyLine / RTSPServer                 rtsp.NewSkyLine(srv, path, cfg) / rtsp.NewServer
+//	KVSSkyLine                               package kvs (destination)
+//	SkyLine(parent_logger=...)               Config.Logger (child logger: component=<Config.Name>)
+//	SkyLine(gst_log_file=, gst_log_level=)   Config.GstLogFile, Config.GstLogLevel
+//	SkyLine(dotenv_path=)                    Config.DotEnvPath (NoDotEnv to skip the search)
+//	start_streaming(fps, width, height)      Start(Params{FPS, Width, Height})
+//	start_streaming() (defaults)             Start(LastParams)
+//	None (measure)                           Auto (0, the zero value)
+//	USE_LAST_VALUE = -999                    LastValue = -999
+//	FPS_METER_WARMUP_FRAMES = 100            Config.WarmupFrames (DefaultWarmupFrames = 100)
+//	put(frame) -> bool                       Put(Frame) (bool, error); PutImage(image.Image)
+//	stop_streaming()                         Stop() (Close() at the end)
+//	State.STOPPED/START_WARMUP/WARMUP/       StateStopped, StateStartWarmup, StateWarmup,
+//	  STREAMING/ERROR; .state                  StateStreaming, StateError; State()
+//	video_fps, video_width, video_height     Params() (FPS, Width, Height)
+//	logger                                   Logger()
+//
+// # Frames
+//
+// Put takes a Frame that points at the caller's pixels: BGR bytes with a row
+// stride (FrameBGR, the reference format), RGB, BGRA, RGBA, gray, or planar
+// 4:2:0; FrameFromImage describes *image.RGBA, *image.NRGBA, *image.Gray and
+// *image.YCbCr (4:2:0, without conversion) the same way, and PutImage takes
+// any image.Image. Put converts the picture to I420 while copying it into
+// the pipeline's buffer (libyuv): that copy is the only one, and the caller
+// may reuse its buffer as soon as Put returns. A frame whose size differs from
+// the stream's is scaled (the stream's size never changes mid-session).
+//
+// # States and parameters
+//
+// Start with every parameter known opens the pipeline at once
+// (StateStreaming, or StateError when it cannot open). With any parameter
+// Auto (or LastValue with no previous session) the SkyLine warms up: the
+// first Put moves to StateWarmup, and the next ones are measured and
+// discarded until Config.WarmupFrames frames have been seen; fps is the
+// rounded mean rate of the Put calls, width and height those of the frame
+// that ends the warm-up (rounded down to even), and that frame is the first
+// one streamed. Start while warming up or streaming restarts; Start and Stop
+// may alternate any number of times. In StateError Put returns false and
+// logs a warning at most once a minute.
+//
+// # Timestamps and flow
+//
+// Frames are timestamped with Frame.Time when set, else the time of Put, so
+// an irregular inference rate plays back in real time (TimestampsFixedRate
+// restores the original's n/fps). Put never waits for the encoder: frames
+// wait in a bounded queue (Config.QueueSize, default 8). When it is full the
+// default policy, DropNewest, refuses the new frame (Put returns false), so a
+// frame Put accepted is never lost and the delay a queue can add stays
+// bounded; DropOldest trades that guarantee for the freshest picture. Stats
+// counts frames accepted, dropped, encoded and written per destination.
+//
+// # Encoder
+//
+// The default encoder is x264enc tuned for latency: tune=zerolatency, no
+// B-frames, a keyframe every 2 s, speed-preset superfast, and a bitrate of
+// 0.07 bit per pixel per frame (about 2 Mbit/s at 1280x720@30). Frames are
+// always converted to I420 before the encoder: BGR straight into x264
+// negotiates 4:4:4 (High 4:4:4 Predictive), which most players reject. SPS
+// and PPS are repeated in-band before every keyframe, so a viewer can start
+// at any keyframe. Config.Encoder overrides the element and its properties.
+//
+// # Environment
+//
+// New reads GST_PLUGIN_PATH, LD_LIBRARY_PATH and LD_PRELOAD from a .env file
+// (Config.DotEnvPath, or the first .env in the current folder or a parent).
+// Variables already set in the environment win, except LD_LIBRARY_PATH,
+// whose .env entries are appended without duplicates. GST_PLUGIN_PATH takes
+// effect even after GStreamer started (the folders are scanned). The dynamic
+// loader reads LD_* only when a process starts: a program that needs them
+// calls Reexec at the start of main (the skyline CLI does), or exports them
+// before it runs.
+//
+// # Errors
+//
+// Every error wraps one of the sentinels in errors.go (ErrInvalidFrame,
+// ErrInvalidParams, ErrInvalidConfig, ErrMissingElement, ErrPipeline,
+// ErrClosed): test them with errors.Is. A missing GStreamer element is a
+// *MissingElementsError that says which package provides it.
+package skyline

@@ -1,6 +1,7 @@
 package skyline_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -365,8 +366,9 @@ func TestTimestampsFixedRate(t *testing.T) {
 
 // collector is a Receiver that keeps every access unit.
 type collector struct {
-	name   string
-	mu     sync.Mutex
+	name    string
+	changed chan struct{} // closed and replaced on every access unit
+	mu      sync.Mutex
 	aus    []*skyline.AccessUnit
 	opened []skyline.StreamInfo
 	closed int
@@ -383,6 +385,32 @@ func (c *collector) WriteAccessUnit(au *skyline.AccessUnit) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.aus = append(c.aus, au)
+	if c.changed != nil {
+		close(c.changed)
+	}
+	c.changed = make(chan struct{})
+}
+
+// waitFor waits until n access units have arrived (false on timeout).
+func (c *collector) waitFor(n int, timeout time.Duration) bool {
+	deadline := time.After(timeout)
+	for {
+		c.mu.Lock()
+		if len(c.aus) >= n {
+			c.mu.Unlock()
+			return true
+		}
+		if c.changed == nil {
+			c.changed = make(chan struct{})
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline:
+			return false
+		}
+	}
 }
 func (c *collector) Close() {
 	c.mu.Lock()
@@ -402,3 +430,37 @@ func (c *countingReceiver) Name() string                        { return "counte
 func (c *countingReceiver) Open(skyline.StreamInfo) error       { return nil }
 func (c *countingReceiver) WriteAccessUnit(*skyline.AccessUnit) { c.n.Add(1) }
 func (c *countingReceiver) Close()                              {}
+
+func TestRequestKeyframe(t *testing.T) {
+	// With a 10 s GOP, only a requested keyframe can appear mid-stream.
+	rec := &collector{name: "collector"}
+	sl := newTestSkyLine(t, newClock(30), skyline.Config{QueueSize: 64, Encoder: skyline.Encoder{KeyframeInterval: 10 * time.Second}}, rec)
+	if err := sl.Start(skyline.Params{FPS: 30, Width: 64, Height: 48}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		mustPut(t, sl, bgr(64, 48, i), true)
+	}
+	if !rec.waitFor(20, 10*time.Second) {
+		t.Fatalf("only %d access units arrived", len(rec.all()))
+	}
+	sl.RequestKeyframe()
+	for i := 20; i < 40; i++ {
+		mustPut(t, sl, bgr(64, 48, i), true)
+	}
+	if err := sl.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	var keys []int
+	for i, au := range rec.all() {
+		if au.Keyframe {
+			keys = append(keys, i)
+			if !bytes.Contains(au.Data, []byte{0, 0, 1, 0x67}) && !bytes.Contains(au.Data, []byte{0, 0, 1, 0x27}) {
+				t.Errorf("keyframe %d carries no SPS in-band", i)
+			}
+		}
+	}
+	if len(keys) != 2 || keys[0] != 0 || keys[1] < 20 || keys[1] > 25 {
+		t.Fatalf("keyframes at %v, want 0 and one just after 20", keys)
+	}
+}

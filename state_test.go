@@ -369,9 +369,9 @@ type collector struct {
 	name    string
 	changed chan struct{} // closed and replaced on every access unit
 	mu      sync.Mutex
-	aus    []*skyline.AccessUnit
-	opened []skyline.StreamInfo
-	closed int
+	aus     []*skyline.AccessUnit
+	opened  []skyline.StreamInfo
+	closed  int
 }
 
 func (c *collector) Name() string { return c.name }

@@ -56,7 +56,9 @@ func Decode(ctx context.Context, input string, w, h int, pre, post []string, eac
 	args := append([]string{"-v", "error", "-nostdin"}, pre...)
 	args = append(args, "-i", input)
 	args = append(args, post...)
-	args = append(args, "-f", "rawvideo", "-pix_fmt", "bgr24", "-")
+	// passthrough: one picture per decoded frame, never duplicated or
+	// dropped to fit a constant frame rate.
+	args = append(args, "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "bgr24", "-")
 	cmd := exec.CommandContext(ctx, "ffmpeg", args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

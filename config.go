@@ -65,13 +65,29 @@ type Config struct {
 
 	// Clock supplies the time (for tests). Default: the system clock.
 	Clock Clock
+
+	// OnEvent, when set, receives every Event in order, from a goroutine
+	// of its own (a slow callback delays only later events, never Put).
+	OnEvent func(Event)
+
+	// DestinationQueue bounds the access units waiting for each
+	// destination; beyond it a slow destination loses access units
+	// (counted) and resumes at the next keyframe. Default 128.
+	DestinationQueue int
+	// RetryMin and RetryMax bound the exponential backoff between attempts
+	// to reopen a failed destination. Defaults 500 ms and 30 s.
+	RetryMin, RetryMax time.Duration
 }
 
 // Encoder configures the H.264 encoder. Zero values are the low-latency
-// defaults of SPEC B2: x264enc, zerolatency tuning, no B-frames, a keyframe
-// every 2 s, the superfast preset and a bitrate scaled to the picture.
+// defaults of SPEC B2: the best encoder present (x264enc on a machine
+// without a hardware encoder), zerolatency tuning, no B-frames, a keyframe
+// every 2 s, the superfast preset and a bitrate scaled to the picture. The
+// common knobs are mapped onto each encoder's own properties.
 type Encoder struct {
-	// Element is the GStreamer encoder element. Default "x264enc".
+	// Element is the GStreamer encoder element. Default: the first of
+	// EncoderCandidates the machine has (hardware first, x264enc last);
+	// if it cannot start, the next one is tried and the reason logged.
 	Element string
 	// Bitrate in kbit/s. Default: 0.07 bit per pixel per frame, between 300
 	// and 20000 (2 Mbit/s at 1280x720@30).
@@ -137,8 +153,14 @@ func (c Config) withDefaults() Config {
 	if c.Clock == nil {
 		c.Clock = systemClock{}
 	}
-	if c.Encoder.Element == "" {
-		c.Encoder.Element = DefaultEncoder
+	if c.DestinationQueue == 0 {
+		c.DestinationQueue = DefaultDestinationQueue
+	}
+	if c.RetryMin == 0 {
+		c.RetryMin = DefaultRetryMin
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = DefaultRetryMax
 	}
 	if c.Encoder.KeyframeInterval == 0 {
 		c.Encoder.KeyframeInterval = DefaultKeyframeInterval
@@ -159,6 +181,10 @@ func (c Config) validate() error {
 		return configErr("unknown Drop policy %d", c.Drop)
 	case c.Timestamps != TimestampsCapture && c.Timestamps != TimestampsFixedRate:
 		return configErr("unknown Timestamps mode %d", c.Timestamps)
+	case c.DestinationQueue < 1 || c.DestinationQueue > 100000:
+		return configErr("DestinationQueue %d: want 1..100000", c.DestinationQueue)
+	case c.RetryMin < 0 || c.RetryMax < c.RetryMin:
+		return configErr("RetryMin %v / RetryMax %v: want 0 <= RetryMin <= RetryMax", c.RetryMin, c.RetryMax)
 	case c.DrainTimeout < 0:
 		return configErr("negative DrainTimeout")
 	case c.Encoder.Bitrate < 0 || c.Encoder.Bitrate > 1_000_000:
@@ -166,7 +192,7 @@ func (c Config) validate() error {
 	case c.Encoder.KeyframeInterval < 0:
 		return configErr("negative Encoder.KeyframeInterval")
 	}
-	if !isIdent(c.Encoder.Element) {
+	if c.Encoder.Element != "" && !isIdent(c.Encoder.Element) {
 		return configErr("Encoder.Element %q is not an element name", c.Encoder.Element)
 	}
 	switch c.Encoder.Profile {

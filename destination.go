@@ -19,8 +19,10 @@ type Receiver interface {
 	Destination
 	// Open is called when a streaming session starts.
 	Open(info StreamInfo) error
-	// WriteAccessUnit hands over one encoded picture. It must not block:
-	// queue or drop. The AccessUnit is shared by all receivers and must not
+	// WriteAccessUnit hands over one encoded picture, from the
+	// destination's own goroutine (a slow Receiver delays only itself; past
+	// Config.DestinationQueue its access units are dropped and it resumes at
+	// a keyframe). The AccessUnit is shared by all destinations and must not
 	// be modified; it may be kept.
 	WriteAccessUnit(au *AccessUnit)
 	// Close is called when the session ends, after the last access unit.
@@ -30,9 +32,10 @@ type Receiver interface {
 // GstDestination is a destination implemented as a GStreamer branch.
 type GstDestination interface {
 	Destination
-	// Launch is the branch in gst-launch syntax. It receives H.264 (parsed,
-	// avc or byte-stream as the next element asks), e.g.
-	// "mp4mux ! filesink location=out.mp4".
+	// Launch is the branch in gst-launch syntax. It runs in a pipeline of
+	// its own and receives parsed H.264 (avc or byte-stream as its first
+	// element asks), e.g. "mp4mux ! filesink location=out.mp4". When it
+	// fails it is torn down, reported and restarted with backoff.
 	Launch() string
 	// Elements lists the elements the branch needs (checked by New).
 	Elements() []string
@@ -47,6 +50,10 @@ type StreamInfo struct {
 	// RequestKeyframe asks the encoder for a keyframe as soon as possible
 	// (for example when a viewer joins). Cheap and safe to call often.
 	RequestKeyframe func()
+	// Emit reports an event of the destination (a viewer joined, an
+	// acknowledgement, an error) to the program, in order with the
+	// SkyLine's own events. Event.Destination is filled in. Never blocks.
+	Emit func(Event)
 }
 
 // AccessUnit is one encoded H.264 picture in Annex-B byte-stream form.

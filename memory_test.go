@@ -64,7 +64,7 @@ func TestMemoryStable1080p(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &countingReceiver{}
+	rec := &auCounter{}
 	sl, err := skyline.New(skyline.Config{NoDotEnv: true, Clock: newClock(30),
 		Encoder: skyline.Encoder{Preset: "ultrafast", Bitrate: 1000}}, dst, rec)
 	if err != nil {

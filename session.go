@@ -14,27 +14,28 @@ import (
 	"github.com/skyline-go/skyline/internal/yuv"
 )
 
-// session is one streaming session: one GStreamer pipeline from Start (or the
-// end of the warm-up) to Stop. It owns the pipeline, the buffer pool, the
-// counters and two goroutines (bus watcher, access-unit puller), and
-// releases all of them in close.
+// session is one streaming session: one encoder pipeline from Start (or the
+// end of the warm-up) to Stop, and one outlet per destination. It owns the
+// pipeline, the buffer pool, the encoded counter, two goroutines (bus
+// watcher, access-unit puller) and the outlets, and releases all of them in
+// close.
+//
+//	appsrc ! videoconvert ! videoscale ! I420 ! <encoder> ! h264parse ! appsink
+//	  -> outlet (queue, goroutine) -> Receiver, or a GstDestination's own pipeline
 type session struct {
-	log    *slog.Logger
-	params Params
-	start  time.Time // wall clock of PTS 0 (the session's start)
-	cfg    Config
+	log     *slog.Logger
+	params  Params
+	start   time.Time // wall clock of PTS 0 (the session's start)
+	cfg     Config
+	encoder string
 
-	pipe *gst.Pipeline
-	src  *gst.AppSrc
-	enc  *gst.Element
-	sink *gst.AppSink // nil without receivers
-	pool *gst.Pool
-
-	receivers []Receiver
-	destNames []string
-	encoded   *gst.Counter
-	written   []*gst.Counter // per GstDestination, then receivers counted in Go
-	recvCount []atomic.Int64
+	pipe    *gst.Pipeline
+	src     *gst.AppSrc
+	enc     *gst.Element
+	sink    *gst.AppSink
+	pool    *gst.Pool
+	encoded *gst.Counter
+	outlets []*outlet
 
 	// frame path state, used under SkyLine.mu
 	buf     gst.Buffer
@@ -44,64 +45,26 @@ type session struct {
 	dur     time.Duration
 
 	failed   atomic.Pointer[error]
+	failedCh chan struct{} // closed when failed is set
 	onFail   func(error)
 	eos      chan struct{}
 	eosOnce  sync.Once
 	stopping atomic.Bool
 	wg       sync.WaitGroup
-	lastKey  atomic.Int64  // unix nanos of the last keyframe request
-	failedCh chan struct{} // closed when failed is set
-
-	// Encoders built on GstVideoEncoder shift timestamps (x264enc adds
-	// 1000 h so DTS never goes negative). The first frame's input PTS and
-	// the first access unit's PTS give the shift, removed before Receivers
-	// see the access units.
-	firstIn  atomic.Int64 // first input PTS + 1 (0: none yet)
-	ptsShift time.Duration
-	shiftSet bool
+	lastKey  atomic.Int64 // unix nanos of the last keyframe request
 }
 
-// launch builds the gst-launch description of the pipeline.
-func launch(p Params, cfg Config, gdests []GstDestination, withSink bool) string {
+// launch builds the gst-launch description of the encoder pipeline.
+func launch(p Params, cfg Config, encoder string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "appsrc name=src ! videoconvert ! videoscale ! video/x-raw,format=I420,width=%d,height=%d ! ", p.Width, p.Height)
-	fmt.Fprintf(&b, "%s name=enc ! ", cfg.Encoder.Element)
+	fmt.Fprintf(&b, "%s name=enc ! ", encoder)
 	if cfg.Encoder.Profile != "" {
 		fmt.Fprintf(&b, "video/x-h264,profile=%s ! ", cfg.Encoder.Profile)
 	}
-	b.WriteString("h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au ! tee name=t allow-not-linked=true")
-	for i, d := range gdests {
-		fmt.Fprintf(&b, " t. ! queue name=dq%d max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 ! h264parse ! %s", i, d.Launch())
-	}
-	if withSink {
-		b.WriteString(" t. ! queue name=rq max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 ! appsink name=out sync=false max-buffers=64 drop=false")
-	}
-	if len(gdests) == 0 && !withSink {
-		// Without destinations the access units are discarded, but a sink
-		// must still be there: without one the end of stream reaches no
-		// sink, no EOS is posted and Stop waits for the whole DrainTimeout.
-		b.WriteString(" t. ! fakesink name=discard sync=false async=false")
-	}
+	b.WriteString("h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au ! ")
+	b.WriteString("appsink name=out sync=false max-buffers=64 drop=false")
 	return b.String()
-}
-
-// encoderProps are the encoder properties for a stream, defaults first.
-func encoderProps(p Params, e Encoder) [][2]string {
-	var props [][2]string
-	if e.Element == "x264enc" {
-		kf := max(1, int(math.Round(e.KeyframeInterval.Seconds()*p.FPS)))
-		props = append(props,
-			[2]string{"tune", "zerolatency"},
-			[2]string{"speed-preset", e.Preset},
-			[2]string{"bframes", "0"},
-			[2]string{"key-int-max", fmt.Sprint(kf)},
-			[2]string{"bitrate", fmt.Sprint(e.bitrate(p))},
-		)
-	}
-	for k, v := range e.Properties {
-		props = append(props, [2]string{k, v})
-	}
-	return props
 }
 
 func fraction(fps float64) string {
@@ -111,70 +74,72 @@ func fraction(fps float64) string {
 	return fmt.Sprintf("%d/1000", int(math.Round(fps*1000)))
 }
 
-// openSession builds and starts a pipeline for p.
-func openSession(p Params, cfg Config, dests []Destination, log *slog.Logger, onFail func(error)) (*session, error) {
-	var gdests []GstDestination
-	s := &session{log: log, params: p, cfg: cfg, onFail: onFail, eos: make(chan struct{}), failedCh: make(chan struct{})}
-	for _, d := range dests {
-		switch d := d.(type) {
-		case GstDestination:
-			gdests = append(gdests, d)
-		case Receiver:
-			s.receivers = append(s.receivers, d)
+// openSession starts a session with the first encoder of encoders that
+// reaches PLAYING, logging why the others did not.
+func openSession(p Params, cfg Config, encoders []string, dests []Destination, log *slog.Logger,
+	emit func(Event), onFail func(error)) (*session, error) {
+	if len(encoders) == 0 {
+		return nil, &MissingElementsError{Missing: []string{DefaultEncoder}}
+	}
+	var errs []error
+	for i, enc := range encoders {
+		s, err := startEncoder(p, cfg, enc, log, onFail)
+		if err == nil {
+			if i > 0 {
+				log.Warn("using fallback encoder", "encoder", enc, "failed", errors.Join(errs...))
+			}
+			if err := s.openOutlets(dests, emit); err != nil {
+				s.release()
+				return nil, err
+			}
+			return s, nil
 		}
+		if errors.Is(err, ErrInvalidConfig) && cfg.Encoder.Element != "" {
+			return nil, err
+		}
+		log.Warn("encoder cannot start", "encoder", enc, "error", err)
+		errs = append(errs, fmt.Errorf("%s: %w", enc, err))
 	}
-	for _, d := range gdests {
-		s.destNames = append(s.destNames, d.Name())
-	}
-	for _, r := range s.receivers {
-		s.destNames = append(s.destNames, r.Name())
-	}
-	s.recvCount = make([]atomic.Int64, len(s.receivers))
+	return nil, fmt.Errorf("%w: no encoder could start: %w", ErrPipeline, errors.Join(errs...))
+}
+
+// startEncoder builds and starts the encoder pipeline.
+func startEncoder(p Params, cfg Config, encoder string, log *slog.Logger, onFail func(error)) (*session, error) {
+	s := &session{log: log, params: p, cfg: cfg, encoder: encoder, onFail: onFail,
+		eos: make(chan struct{}), failedCh: make(chan struct{})}
 	s.dur = time.Duration(float64(time.Second) / p.FPS)
-	desc := launch(p, cfg, gdests, len(s.receivers) > 0)
+	desc := launch(p, cfg, encoder)
 	log.Debug("pipeline", "launch", desc)
 	pipe, err := gst.ParseLaunch(desc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrPipeline, err)
 	}
 	s.pipe = pipe
+	s.src = gst.AsAppSrc(pipe.ByName("src"))
+	s.enc = pipe.ByName("enc")
+	s.sink = gst.AsAppSink(pipe.ByName("out"))
+	s.encoded = gst.NewCounter()
 	ok := false
 	defer func() {
 		if !ok {
 			s.release()
+			s.encoded.Free()
 		}
 	}()
-	srcEl := pipe.ByName("src")
-	s.src = gst.AsAppSrc(srcEl)
-	s.enc = pipe.ByName("enc")
 	caps := fmt.Sprintf("video/x-raw,format=I420,width=%d,height=%d,framerate=%s,colorimetry=bt601,interlace-mode=progressive",
 		p.Width, p.Height, fraction(p.FPS))
 	if err := s.src.Configure(caps, cfg.QueueSize, cfg.Drop == DropOldest); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrPipeline, err)
 	}
-	for _, kv := range encoderProps(p, cfg.Encoder) {
+	for _, kv := range encoderProps(encoder, p, cfg.Encoder) {
 		if err := s.enc.SetProperty(kv[0], kv[1]); err != nil {
-			return nil, configErr("encoder %s: %v", cfg.Encoder.Element, err)
+			return nil, configErr("encoder %s: %v", encoder, err)
 		}
 	}
-	s.encoded = gst.NewCounter()
 	s.enc.CountBuffers("src", s.encoded)
-	for i := range gdests {
-		c := gst.NewCounter()
-		s.written = append(s.written, c)
-		if q := pipe.ByName(fmt.Sprintf("dq%d", i)); q != nil {
-			q.CountBuffers("src", c)
-			q.Unref()
-		}
-	}
-	if len(s.receivers) > 0 {
-		s.sink = gst.AsAppSink(pipe.ByName("out"))
-	}
-	size := yuv.Size(p.Width, p.Height)
-	if s.pool, err = gst.NewPool(size, 2); err != nil {
+	if s.pool, err = gst.NewPool(yuv.Size(p.Width, p.Height), 2); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrPipeline, err)
 	}
-
 	s.wg.Add(1)
 	go s.watchBus()
 	if err := pipe.SetState(gst.StatePlaying); err != nil {
@@ -189,22 +154,29 @@ func openSession(p Params, cfg Config, dests []Destination, log *slog.Logger, on
 		return nil, fmt.Errorf("%w: %v", ErrPipeline, *e)
 	}
 	s.start = cfg.Clock.Now()
-	info := StreamInfo{Width: p.Width, Height: p.Height, FPS: p.FPS, Start: s.start, RequestKeyframe: s.requestKeyframe}
-	for i, r := range s.receivers {
-		if err := r.Open(info); err != nil {
-			for _, r := range s.receivers[:i] {
-				r.Close()
-			}
-			s.receivers = nil
-			return nil, fmt.Errorf("%w: destination %s: %v", ErrPipeline, r.Name(), err)
-		}
-	}
-	if s.sink != nil {
-		s.wg.Add(1)
-		go s.pullAccessUnits()
-	}
 	ok = true
 	return s, nil
+}
+
+// openOutlets opens every destination behind its outlet, then starts the
+// access-unit puller.
+func (s *session) openOutlets(dests []Destination, emit func(Event)) error {
+	info := StreamInfo{Width: s.params.Width, Height: s.params.Height, FPS: s.params.FPS, Start: s.start,
+		RequestKeyframe: s.requestKeyframe}
+	for _, d := range dests {
+		o := newOutlet(d, s.cfg, s.log, emit, info)
+		if err := o.open(); err != nil {
+			for _, o := range s.outlets {
+				_ = o.close()
+			}
+			s.outlets = nil
+			return fmt.Errorf("%w: %v", ErrPipeline, err)
+		}
+		s.outlets = append(s.outlets, o)
+	}
+	s.wg.Add(1)
+	go s.pullAccessUnits()
+	return nil
 }
 
 // startError prefers the bus's explanation of a failed start, which the
@@ -220,7 +192,7 @@ func (s *session) startError(err error) error {
 	return fmt.Errorf("%w: %v", ErrPipeline, err)
 }
 
-// watchBus delivers bus messages until close wakes it.
+// watchBus delivers bus messages until release stops it.
 func (s *session) watchBus() {
 	defer s.wg.Done()
 	for {
@@ -235,7 +207,7 @@ func (s *session) watchBus() {
 		}
 		switch m.Kind {
 		case gst.MsgError:
-			err := fmt.Errorf("%s", m.String())
+			err := errors.New(m.String())
 			if s.failed.CompareAndSwap(nil, &err) {
 				close(s.failedCh)
 				s.log.Error("pipeline error", "element", m.Source, "error", m.Text, "debug", m.Debug)
@@ -260,7 +232,7 @@ func (s *session) watchBus() {
 	}
 }
 
-// pullAccessUnits fans encoded access units out to the receivers.
+// pullAccessUnits hands every encoded access unit to every outlet.
 func (s *session) pullAccessUnits() {
 	defer s.wg.Done()
 	for {
@@ -269,28 +241,17 @@ func (s *session) pullAccessUnits() {
 			return
 		}
 		if smp == nil {
-			if s.stopping.Load() && s.failed.Load() != nil {
+			if s.stopping.Load() {
 				return
-			}
-			select {
-			case <-s.eos:
-				return
-			default:
 			}
 			continue
 		}
-		if !s.shiftSet {
-			if in := s.firstIn.Load(); in > 0 && smp.PTS >= 0 {
-				s.ptsShift, s.shiftSet = smp.PTS-time.Duration(in-1), true
-			}
-		}
-		au := &AccessUnit{PTS: smp.PTS - s.ptsShift, DTS: smp.DTS - s.ptsShift, Keyframe: smp.Keyframe, Data: smp.Data}
-		if smp.DTS < 0 {
+		au := &AccessUnit{PTS: smp.PTS, DTS: smp.DTS, Keyframe: smp.Keyframe, Data: smp.Data}
+		if au.DTS < 0 {
 			au.DTS = au.PTS
 		}
-		for i, r := range s.receivers {
-			r.WriteAccessUnit(au)
-			s.recvCount[i].Add(1)
+		for _, o := range s.outlets {
+			o.offer(au)
 		}
 	}
 }
@@ -309,8 +270,6 @@ func (s *session) requestKeyframe() {
 	s.enc.ForceKeyUnit()
 }
 
-// push converts f into a pipeline buffer and hands it to appsrc. It returns
-// false when the frame was dropped (queue full under DropNewest).
 func (s *session) push(f *Frame, now time.Time, dropped *atomic.Uint64) (bool, error) {
 	if s.failed.Load() != nil {
 		return false, nil
@@ -349,11 +308,7 @@ func (s *session) push(f *Frame, now time.Time, dropped *atomic.Uint64) (bool, e
 		s.buf.Unref()
 		return false, fmt.Errorf("%w: %v", ErrInvalidFrame, err)
 	}
-	pts := s.pts(f, now)
-	if s.frames == 0 {
-		s.firstIn.Store(int64(pts) + 1)
-	}
-	s.buf.SetTimes(pts, s.dur)
+	s.buf.SetTimes(s.pts(f, now), s.dur)
 	if err := s.src.Push(&s.buf); err != nil {
 		return false, fmt.Errorf("%w: %v", ErrPipeline, err)
 	}
@@ -361,8 +316,6 @@ func (s *session) push(f *Frame, now time.Time, dropped *atomic.Uint64) (bool, e
 	return true, nil
 }
 
-// pts timestamps a frame: capture time or Put time relative to the first
-// frame, or n/fps; always strictly increasing.
 func (s *session) pts(f *Frame, now time.Time) time.Duration {
 	var pts time.Duration
 	if s.cfg.Timestamps == TimestampsFixedRate {
@@ -381,44 +334,47 @@ func (s *session) pts(f *Frame, now time.Time) time.Duration {
 	return pts
 }
 
-// close ends the session: EOS so files are finalised, a bounded wait for it
-// to drain, then NULL and release. It returns the pipeline's error, if any.
+// close ends the session: an end of stream through the encoder, a bounded
+// wait for it, then every destination finishes what it holds (files are
+// finalised) and everything is released. It returns the first error.
 func (s *session) close() error {
 	s.src.EndOfStream()
 	timer := time.NewTimer(s.cfg.DrainTimeout)
 	select {
 	case <-s.eos:
 	case <-timer.C:
-		s.log.Warn("pipeline did not drain in time; some frames may be lost", "timeout", s.cfg.DrainTimeout)
+		s.log.Warn("encoder did not drain in time; some frames may be lost", "timeout", s.cfg.DrainTimeout)
 	}
 	timer.Stop()
+	s.stopping.Store(true)
+	s.wg.Wait() // the puller has handed out the last access unit
+	errs := make([]error, len(s.outlets))
+	var wg sync.WaitGroup
+	for i, o := range s.outlets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = o.close()
+		}()
+	}
+	wg.Wait()
 	s.release()
 	if e := s.failed.Load(); e != nil {
-		return fmt.Errorf("%w: %v", ErrPipeline, *e)
+		errs = append(errs, fmt.Errorf("%w: %v", ErrPipeline, *e))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// release stops the goroutines and frees everything. Idempotent.
+// release stops the goroutines and frees the encoder pipeline. Idempotent.
 func (s *session) release() {
 	if s.pipe == nil {
 		return
 	}
 	s.stopping.Store(true)
-	if s.sink != nil {
-		// Unblocks the puller if it waits on a sample that will never come.
-		_ = s.pipe.SetState(gst.StateNull)
-	}
 	s.pipe.Wake()
 	s.wg.Wait()
-	for _, r := range s.receivers {
-		r.Close()
-	}
-	s.receivers = nil
 	s.buf.Unref()
-	if s.sink != nil {
-		s.sink.Unref()
-	}
+	s.sink.Unref()
 	s.enc.Unref()
 	s.src.Unref()
 	s.pipe.Close()
@@ -428,23 +384,13 @@ func (s *session) release() {
 	}
 }
 
-// destinationCounts reads the per-destination written counters.
-func (s *session) destinationCounts() []int64 {
-	out := make([]int64, 0, len(s.written)+len(s.recvCount))
-	for _, c := range s.written {
-		out = append(out, c.Load())
+// destinationCounts reads the written and lost counters of each outlet.
+func (s *session) destinationCounts() (written, lost []int64) {
+	for _, o := range s.outlets {
+		written = append(written, o.written.Load())
+		lost = append(lost, o.lost.Load())
 	}
-	for i := range s.recvCount {
-		out = append(out, s.recvCount[i].Load())
-	}
-	return out
-}
-
-func (s *session) freeCounters() {
-	s.encoded.Free()
-	for _, c := range s.written {
-		c.Free()
-	}
+	return written, lost
 }
 
 // quoteLaunch quotes a value for gst-launch syntax.

@@ -18,10 +18,12 @@ import (
 // Close at the end. All methods are safe for concurrent use; Put is meant
 // to be called from one goroutine (the vision loop).
 type SkyLine struct {
-	cfg   Config
-	log   *slog.Logger
-	dests []Destination
-	clock Clock
+	cfg      Config
+	log      *slog.Logger
+	dests    []Destination
+	clock    Clock
+	encoders []string // encoders to try, in order
+	events   *eventQueue
 
 	state atomic.Int32 // State; written under mu (and by a failing session, CAS)
 	err   atomic.Pointer[error]
@@ -42,6 +44,7 @@ type SkyLine struct {
 	dropped  atomic.Uint64
 	encoded  uint64
 	written  []uint64
+	lost     []uint64
 }
 
 // New creates a SkyLine that will stream to dests (none is allowed: the
@@ -55,7 +58,7 @@ func New(cfg Config, dests ...Destination) (*SkyLine, error) {
 	}
 	log := cfg.Logger.With(slog.String("component", cfg.Name))
 	names := map[string]bool{}
-	needed := []string{"appsrc", "videoconvert", "videoscale", "h264parse", "tee", "queue", cfg.Encoder.Element}
+	needed := []string{"appsrc", "appsink", "videoconvert", "videoscale", "h264parse", cfg.Encoder.Element}
 	needPluginPath := false
 	for i, d := range dests {
 		if d == nil {
@@ -72,7 +75,6 @@ func New(cfg Config, dests ...Destination) (*SkyLine, error) {
 				needPluginPath = true
 			}
 		case Receiver:
-			needed = append(needed, "appsink")
 		default:
 			return nil, configErr("destination %q is neither a Receiver nor a GstDestination", d.Name())
 		}
@@ -84,27 +86,54 @@ func New(cfg Config, dests ...Destination) (*SkyLine, error) {
 		log.Error("missing GStreamer elements", "error", err)
 		return nil, err
 	}
-	if err := checkEncoder(cfg.Encoder); err != nil {
+	encoders := encoderChoices(gstRegistry{}, cfg.Encoder)
+	if len(encoders) == 0 {
+		return nil, &MissingElementsError{Missing: []string{DefaultEncoder}}
+	}
+	if err := checkEncoder(encoders[0], cfg.Encoder); err != nil {
 		return nil, err
 	}
-	s := &SkyLine{cfg: cfg, log: log, dests: dests, clock: cfg.Clock, written: make([]uint64, len(dests))}
+	for _, d := range dests {
+		if g, ok := d.(GstDestination); ok {
+			if err := checkBranch(g); err != nil {
+				return nil, err
+			}
+		}
+	}
+	s := &SkyLine{cfg: cfg, log: log, dests: dests, clock: cfg.Clock, encoders: encoders,
+		events: newEventQueue(cfg.OnEvent), written: make([]uint64, len(dests)), lost: make([]uint64, len(dests))}
 	return s, nil
 }
 
+type gstRegistry struct{}
+
+func (gstRegistry) HasElement(name string) bool { return gst.HasElement(name) }
+
 // checkEncoder builds the encoder alone to validate its properties early.
-func checkEncoder(e Encoder) error {
-	p, err := gst.ParseLaunch(e.Element + " name=enc")
+func checkEncoder(element string, e Encoder) error {
+	p, err := gst.ParseLaunch(element + " name=enc")
 	if err != nil {
-		return configErr("encoder %s: %v", e.Element, err)
+		return configErr("encoder %s: %v", element, err)
 	}
 	defer p.Close()
 	enc := p.ByName("enc")
 	defer enc.Unref()
-	for _, kv := range encoderProps(Params{FPS: 30, Width: 640, Height: 480}, e) {
+	for _, kv := range encoderProps(element, Params{FPS: 30, Width: 640, Height: 480}, e) {
 		if err := enc.SetProperty(kv[0], kv[1]); err != nil {
-			return configErr("encoder %s: %v", e.Element, err)
+			return configErr("encoder %s: %v", element, err)
 		}
 	}
+	return nil
+}
+
+// checkBranch builds a GstDestination's pipeline (without starting it) so
+// that bad text is an error at New, before any frame is lost.
+func checkBranch(d GstDestination) error {
+	p, err := gst.ParseLaunch(branchLaunch(d))
+	if err != nil {
+		return configErr("destination %s: %v", d.Name(), err)
+	}
+	p.Close()
 	return nil
 }
 
@@ -164,8 +193,7 @@ func (s *SkyLine) Start(p Params) error {
 
 // openLocked opens a session with complete parameters.
 func (s *SkyLine) openLocked(p Params) error {
-	var sess *session
-	sess, err := openSession(p, s.cfg, s.dests, s.log, func(err error) { s.fail(sess, err) })
+	sess, err := openSession(p, s.cfg, s.encoders, s.dests, s.log, s.events.emit, s.fail)
 	if err != nil {
 		s.log.Error("cannot open the pipeline", "error", err)
 		s.err.Store(&err)
@@ -176,16 +204,17 @@ func (s *SkyLine) openLocked(p Params) error {
 	s.sessPtr.Store(sess)
 	s.setState(StateStreaming)
 	s.log.Info("streaming", "fps", p.FPS, "width", p.Width, "height", p.Height,
-		"encoder", s.cfg.Encoder.Element, "bitrate_kbps", s.cfg.Encoder.bitrate(p))
+		"encoder", sess.encoder, "bitrate_kbps", s.cfg.Encoder.bitrate(p))
 	return nil
 }
 
-// fail moves a streaming SkyLine to StateError when its session fails.
-func (s *SkyLine) fail(sess *session, err error) {
+// fail moves a streaming SkyLine to StateError when its encoder fails.
+func (s *SkyLine) fail(err error) {
 	err = fmt.Errorf("%w: %v", ErrPipeline, err)
 	if s.state.CompareAndSwap(int32(StateStreaming), int32(StateError)) {
 		s.err.Store(&err)
 		s.log.Error("streaming failed", "error", err)
+		s.events.emit(Event{Kind: EventState, State: StateError, From: StateStreaming, Err: err})
 	}
 }
 
@@ -193,6 +222,11 @@ func (s *SkyLine) setState(st State) {
 	old := State(s.state.Swap(int32(st)))
 	if old != st {
 		s.log.Debug("state", "from", old.String(), "to", st.String())
+		ev := Event{Kind: EventState, State: st, From: old}
+		if st == StateError {
+			ev.Err = s.Err()
+		}
+		s.events.emit(ev)
 	}
 }
 
@@ -305,6 +339,7 @@ func (s *SkyLine) Close() error {
 	s.closed = true
 	err := s.endSessionLocked()
 	s.setState(StateStopped)
+	s.events.close()
 	return err
 }
 
@@ -317,27 +352,17 @@ func (s *SkyLine) endSessionLocked() error {
 	err := sess.close()
 	s.statsMu.Lock()
 	s.encoded += uint64(sess.encoded.Load())
-	for i, n := range sess.destinationCounts() {
-		s.written[s.destIndex(sess, i)] += uint64(n)
+	written, lost := sess.destinationCounts()
+	for i := range written {
+		s.written[i] += uint64(written[i])
+		s.lost[i] += uint64(lost[i])
 	}
 	s.sess = nil
 	s.sessPtr.Store(nil)
-	sess.freeCounters()
+	sess.encoded.Free()
 	s.statsMu.Unlock()
 	s.log.Info("stopped", "frames", sess.frames)
 	return err
-}
-
-// destIndex maps a session's i-th counter (GstDestinations first, then
-// Receivers) to the index of that destination in s.dests.
-func (s *SkyLine) destIndex(sess *session, i int) int {
-	name := sess.destNames[i]
-	for j, d := range s.dests {
-		if d.Name() == name {
-			return j
-		}
-	}
-	return 0
 }
 
 // Stats are counters since New, across sessions.
@@ -359,8 +384,12 @@ type Stats struct {
 
 // DestinationStats counts one destination's access units.
 type DestinationStats struct {
-	Name    string
+	Name string
+	// Written: access units the destination took.
 	Written uint64
+	// Lost: access units it missed (its queue overflowed, it was down, or
+	// it waited for a keyframe to resume).
+	Lost uint64
 }
 
 // Stats reads the counters. Cheap; safe at any time.
@@ -370,14 +399,16 @@ func (s *SkyLine) Stats() Stats {
 	st := Stats{Accepted: s.accepted.Load(), Dropped: s.dropped.Load(), Encoded: s.encoded}
 	st.Destinations = make([]DestinationStats, len(s.dests))
 	for i, d := range s.dests {
-		st.Destinations[i] = DestinationStats{Name: d.Name(), Written: s.written[i]}
+		st.Destinations[i] = DestinationStats{Name: d.Name(), Written: s.written[i], Lost: s.lost[i]}
 	}
 	// The live session's counters are atomics in C and Go, valid until
 	// freeCounters, which runs under statsMu.
 	if sess := s.liveSession(); sess != nil {
 		st.Encoded += uint64(sess.encoded.Load())
-		for i, n := range sess.destinationCounts() {
-			st.Destinations[s.destIndex(sess, i)].Written += uint64(n)
+		written, lost := sess.destinationCounts()
+		for i := range written {
+			st.Destinations[i].Written += uint64(written[i])
+			st.Destinations[i].Lost += uint64(lost[i])
 		}
 	}
 	st.Written = math.MaxUint64

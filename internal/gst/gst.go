@@ -344,6 +344,40 @@ func (a *AppSrc) Push(b *Buffer) error {
 	return nil
 }
 
+// PushBytes copies data into a new buffer and pushes it. Negative times
+// are "unknown".
+func (a *AppSrc) PushBytes(data []byte, pts, dts, dur time.Duration, keyframe bool) error {
+	if len(data) == 0 {
+		return errors.New("appsrc push: empty buffer")
+	}
+	delta := C.int(1)
+	if keyframe {
+		delta = 0
+	}
+	r := C.sk_appsrc_push_bytes(a.p, unsafe.Pointer(&data[0]), C.gsize(len(data)), gstTime(pts), gstTime(dts), gstTime(dur), delta)
+	if r != C.GST_FLOW_OK {
+		return fmt.Errorf("appsrc push: flow %d", int(r))
+	}
+	return nil
+}
+
+// SetCaps sets the caps of a live, time-stamped, unbounded appsrc.
+func (a *AppSrc) SetCaps(caps string) error {
+	cs := C.CString(caps)
+	defer C.free(unsafe.Pointer(cs))
+	if C.sk_appsrc_set_caps(a.p, cs) == 0 {
+		return fmt.Errorf("invalid caps %q", caps)
+	}
+	return nil
+}
+
+func gstTime(d time.Duration) C.guint64 {
+	if d < 0 {
+		return clockNone
+	}
+	return C.guint64(d)
+}
+
 // EndOfStream queues an EOS after the buffers already pushed.
 func (a *AppSrc) EndOfStream() { C.sk_appsrc_eos(a.p) }
 

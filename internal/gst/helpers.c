@@ -149,6 +149,25 @@ guint64 sk_appsrc_level(GstElement *src) { return gst_app_src_get_current_level_
 int sk_appsrc_push(GstElement *src, GstBuffer *buf) { return gst_app_src_push_buffer(GST_APP_SRC(src), buf); }
 int sk_appsrc_eos(GstElement *src) { return gst_app_src_end_of_stream(GST_APP_SRC(src)); }
 
+int sk_appsrc_push_bytes(GstElement *src, const void *data, gsize size, guint64 pts, guint64 dts, guint64 dur, int delta) {
+  GstBuffer *b = gst_buffer_new_memdup(data, size);
+  GST_BUFFER_PTS(b) = pts;
+  GST_BUFFER_DTS(b) = dts;
+  GST_BUFFER_DURATION(b) = dur;
+  if (delta) GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DELTA_UNIT);
+  return gst_app_src_push_buffer(GST_APP_SRC(src), b);
+}
+
+int sk_appsrc_set_caps(GstElement *src, const char *caps) {
+  GstCaps *c = gst_caps_from_string(caps);
+  if (!c) return 0;
+  gst_app_src_set_caps(GST_APP_SRC(src), c);
+  gst_caps_unref(c);
+  g_object_set(src, "is-live", TRUE, "format", GST_FORMAT_TIME, "do-timestamp", FALSE, "block", FALSE,
+               "max-bytes", (guint64)0, "max-buffers", (guint64)0, NULL);
+  return 1;
+}
+
 GstBufferPool *sk_pool_new(guint size, guint min) {
   GstBufferPool *p = gst_buffer_pool_new();
   GstStructure *cfg = gst_buffer_pool_get_config(p);

@@ -1,0 +1,133 @@
+package skyline
+
+import (
+	"sync"
+	"time"
+)
+
+// EventKind names what happened.
+type EventKind string
+
+// Event kinds. Destinations may report their own kinds too (the kvs package
+// reports acknowledgements as EventAck).
+const (
+	// EventState: the SkyLine changed state (Event.State, Event.From).
+	EventState EventKind = "state"
+	// EventDestinationUp: a destination opened and takes the stream.
+	EventDestinationUp EventKind = "destination-up"
+	// EventDestinationDown: a destination failed (Event.Err); the others go on.
+	EventDestinationDown EventKind = "destination-down"
+	// EventDestinationRetrying: a failed destination will be reopened after
+	// Event.Retry (attempt Event.Attempt).
+	EventDestinationRetrying EventKind = "destination-retrying"
+	// EventDestinationRecovered: a failed destination works again; it
+	// resumed at a keyframe.
+	EventDestinationRecovered EventKind = "destination-recovered"
+	// EventViewerJoined / EventViewerLeft: a viewer (Event.Viewer) of a
+	// serving destination (RTSP) started or stopped watching.
+	EventViewerJoined EventKind = "viewer-joined"
+	EventViewerLeft   EventKind = "viewer-left"
+	// EventDropped: Event.Count frames (Put) or access units (a slow
+	// destination, Event.Destination) were dropped since the last such event.
+	EventDropped EventKind = "dropped"
+	// EventAck: a destination's acknowledgement (KVS fragments), in
+	// Event.Detail.
+	EventAck EventKind = "ack"
+	// EventError: a destination reports an error that did not take it down.
+	EventError EventKind = "error"
+)
+
+// Event is something that happened to a SkyLine or its destinations.
+type Event struct {
+	Time        time.Time
+	Kind        EventKind
+	State, From State  // EventState
+	Destination string // the destination's Name, when it is about one
+	Viewer      string // EventViewerJoined/Left: the viewer's address
+	Err         error  // EventDestinationDown, EventError
+	Attempt     int    // EventDestinationRetrying: 1, 2, ...
+	Retry       time.Duration
+	Count       int64  // EventDropped
+	Detail      string // free text (acknowledgements, reasons)
+}
+
+// eventQueue delivers events in order to a callback from its own
+// goroutine, so a slow callback never blocks Put or a destination. It holds
+// at most maxQueued events; beyond that the newest are counted and reported
+// as one EventDropped with Detail "events".
+type eventQueue struct {
+	fn      func(Event)
+	mu      sync.Mutex
+	cond    *sync.Cond
+	q       []Event
+	lost    int64
+	closed  bool
+	stopped chan struct{}
+}
+
+const maxQueuedEvents = 4096
+
+func newEventQueue(fn func(Event)) *eventQueue {
+	e := &eventQueue{fn: fn, stopped: make(chan struct{})}
+	e.cond = sync.NewCond(&e.mu)
+	if fn == nil {
+		close(e.stopped)
+		return e
+	}
+	go e.run()
+	return e
+}
+
+func (e *eventQueue) emit(ev Event) {
+	if e.fn == nil {
+		return
+	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	if len(e.q) >= maxQueuedEvents {
+		e.lost++
+		return
+	}
+	e.q = append(e.q, ev)
+	e.cond.Signal()
+}
+
+func (e *eventQueue) run() {
+	defer close(e.stopped)
+	for {
+		e.mu.Lock()
+		for len(e.q) == 0 && e.lost == 0 && !e.closed {
+			e.cond.Wait()
+		}
+		if len(e.q) == 0 && e.lost == 0 && e.closed {
+			e.mu.Unlock()
+			return
+		}
+		batch := e.q
+		e.q = nil
+		lost := e.lost
+		e.lost = 0
+		e.mu.Unlock()
+		for _, ev := range batch {
+			e.fn(ev)
+		}
+		if lost > 0 {
+			e.fn(Event{Time: time.Now(), Kind: EventDropped, Count: lost, Detail: "events"})
+		}
+	}
+}
+
+// close delivers what is queued, then stops the goroutine.
+func (e *eventQueue) close() {
+	e.mu.Lock()
+	e.closed = true
+	e.cond.Signal()
+	e.mu.Unlock()
+	<-e.stopped
+}

@@ -119,6 +119,10 @@ int sk_bus_pop(GstBus *bus, gint64 timeout_ns, sk_msg *out) {
 }
 
 void sk_bus_wake(GstBus *bus) {
+  // A pipeline set to NULL puts its bus in flushing mode, which drops posted
+  // messages: the wake-up would be lost and the popping thread would block
+  // forever. The pipeline is being released, so stop flushing first.
+  gst_bus_set_flushing(bus, FALSE);
   gst_bus_post(bus, gst_message_new_application(NULL, gst_structure_new_empty("skyline-wake")));
 }
 

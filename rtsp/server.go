@@ -76,6 +76,11 @@ type ServerConfig struct {
 	// WriteQueueSize is the number of RTP packets queued per viewer before
 	// packets are dropped (rounded up to a power of two). Default 1024.
 	WriteQueueSize int
+	// SocketWriteBuffer, when positive, fixes the kernel send buffer of each
+	// viewer's TCP connection (bytes). Default 0: the operating system's
+	// autotuning, which lets a stalled viewer absorb up to a few MB before
+	// its queue overflows. A small value detects stalled viewers sooner.
+	SocketWriteBuffer int
 
 	// Logger is the parent logger; the server logs with component=rtsp.
 	// Default slog.Default().
@@ -158,6 +163,9 @@ func (c ServerConfig) validate() error {
 	if c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 || c.SlowViewerTimeout < 0 {
 		return bad("negative timeout")
 	}
+	if c.SocketWriteBuffer < 0 {
+		return bad("negative SocketWriteBuffer")
+	}
 	if c.WriteQueueSize < 1 || c.WriteQueueSize > 1<<20 {
 		return bad("WriteQueueSize %d: want 1..%d", c.WriteQueueSize, 1<<20)
 	}
@@ -220,6 +228,15 @@ func (s *Server) Start() error {
 		TLSConfig:      s.tls,
 		WriteQueueSize: ceilPow2(s.cfg.WriteQueueSize),
 		AuthMethods:    methods,
+	}
+	if n := s.cfg.SocketWriteBuffer; n > 0 {
+		gs.Listen = func(network, address string) (net.Listener, error) {
+			ln, err := net.Listen(network, address)
+			if err != nil {
+				return nil, err
+			}
+			return sndbufListener{ln, n}, nil
+		}
 	}
 	if !s.cfg.DisableUDP {
 		gs.UDPRTPAddress = net.JoinHostPort(host, strconv.Itoa(s.cfg.UDPPort))
@@ -411,3 +428,17 @@ func (s *Server) Stream(path string) *Stream {
 
 // credentials are the server-wide credentials.
 func (s *Server) credentials() credentials { return credentials{s.cfg.User, s.cfg.Pass} }
+
+// sndbufListener fixes the send buffer of accepted TCP connections.
+type sndbufListener struct {
+	net.Listener
+	size int
+}
+
+func (l sndbufListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok && err == nil {
+		_ = tc.SetWriteBuffer(l.size)
+	}
+	return c, err
+}

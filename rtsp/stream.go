@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,7 +69,8 @@ type StreamStats struct {
 	// write queue was full (one per packet and slow viewer).
 	PacketsDropped uint64
 	// SlowViewersDisconnected: viewers disconnected because their queue
-	// overflowed for longer than ServerConfig.SlowViewerTimeout.
+	// overflowed for longer than ServerConfig.SlowViewerTimeout, or a write
+	// to them blocked for ServerConfig.WriteTimeout.
 	SlowViewersDisconnected uint64
 }
 
@@ -440,6 +443,12 @@ func (v *viewer) gone(err error) {
 	_, ok := s.viewers[v]
 	delete(s.viewers, v)
 	s.vmu.Unlock()
+	if ok && !v.kicked && errors.Is(err, os.ErrDeadlineExceeded) {
+		// A write blocked for WriteTimeout: the viewer stopped reading.
+		s.kicked.Add(1)
+		s.log.Warn("disconnected a viewer that stopped reading", "remote", remote(v.sess),
+			"write_timeout", s.srv.cfg.WriteTimeout)
+	}
 	if ok && v.playing {
 		s.log.Info("viewer left", "remote", remote(v.sess), "reason", errString(err), "viewers", s.Viewers())
 	}

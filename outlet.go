@@ -29,15 +29,14 @@ const (
 // (appsrc ! h264parse ! <its branch>), which is torn down when it fails and
 // reopened with exponential backoff.
 type outlet struct {
-	dest   Destination
-	name   string
-	log    *slog.Logger
-	emit   func(Event)
-	cfg    Config
-	info   StreamInfo
-	queue  chan *AccessUnit
-	done   chan struct{}
-	closed atomic.Bool
+	dest  Destination
+	name  string
+	log   *slog.Logger
+	emit  func(Event)
+	cfg   Config
+	info  StreamInfo
+	queue chan *AccessUnit
+	done  chan struct{}
 
 	written  atomic.Int64 // access units delivered
 	lost     atomic.Int64 // access units dropped (overflow, down, waiting for a keyframe)

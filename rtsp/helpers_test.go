@@ -409,12 +409,6 @@ func (v *viewer) Close() {
 	v.c.Close()
 }
 
-func (v *viewer) received() []au {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return append([]au(nil), v.aus...)
-}
-
 // annexB joins NAL units into an Annex-B byte stream.
 func annexB(nalus [][]byte) []byte {
 	var b []byte

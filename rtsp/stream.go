@@ -306,7 +306,8 @@ func (s *Stream) configureLocked(sps, pps []byte) bool {
 	w, h := p.Width(), p.Height()
 	if s.ss != nil && w == s.width && h == s.height {
 		s.sps, s.pps = bytes.Clone(sps), bytes.Clone(pps)
-		s.media.Formats[0].(*format.H264).SafeSetParams(s.sps, s.pps)
+		forma := s.media.Formats[0].(*format.H264)
+		forma.SPS, forma.PPS = s.sps, s.pps
 		s.ss.ReloadDesc()
 		return true
 	}

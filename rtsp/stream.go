@@ -214,6 +214,19 @@ func (s *Stream) Close() {
 	s.mu.Unlock()
 }
 
+// emit reports an event to the feeding SkyLine's program, if one is open.
+func (s *Stream) emit(e skyline.Event) {
+	s.mu.Lock()
+	fn := s.info.Emit
+	if !s.open {
+		fn = nil
+	}
+	s.mu.Unlock()
+	if fn != nil {
+		fn(e)
+	}
+}
+
 // requestKeyframe asks the feeding SkyLine for a keyframe, if any.
 func (s *Stream) requestKeyframe() {
 	s.keyMu.Lock()
@@ -433,6 +446,7 @@ func (v *viewer) started() {
 	if first {
 		s.viewersTotal.Add(1)
 		s.log.Info("viewer playing", "remote", remote(v.sess), "viewers", s.Viewers())
+		s.emit(skyline.Event{Kind: skyline.EventViewerJoined, Viewer: remote(v.sess)})
 	}
 	s.requestKeyframe()
 }
@@ -452,6 +466,7 @@ func (v *viewer) gone(err error) {
 	}
 	if ok && v.playing {
 		s.log.Info("viewer left", "remote", remote(v.sess), "reason", errString(err), "viewers", s.Viewers())
+		s.emit(skyline.Event{Kind: skyline.EventViewerLeft, Viewer: remote(v.sess), Detail: errString(err)})
 	}
 }
 

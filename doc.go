@@ -78,7 +78,8 @@
 //
 // The default encoder is x264enc tuned for latency: tune=zerolatency, no
 // B-frames, a keyframe every 2 s, speed-preset superfast, and a bitrate of
-// 0.07 bit per pixel per frame (about 2 Mbit/s at 1280x720@30). Frames are
+// 0.09 bit per pixel per frame (about 2.5 Mbit/s at 1280x720@30), both
+// chosen by measurement (go run ./bench/presets). Frames are
 // always converted to I420 before the encoder: BGR straight into x264
 // negotiates 4:4:4 (High 4:4:4 Predictive), which most players reject. SPS
 // and PPS are repeated in-band before every keyframe, so a viewer can start

@@ -45,7 +45,7 @@ func serve(args []string) int {
 	fs.StringVar(&o.path, "path", "/skyline", "RTSP path of the stream")
 	fs.StringVar(&o.encoder, "encoder", "", "GStreamer H.264 encoder element (default x264enc)")
 	fs.StringVar(&o.preset, "preset", "", "x264 speed preset (default superfast)")
-	fs.IntVar(&o.bitrate, "bitrate", 0, "bitrate in kbit/s (default: scaled to the picture, 2000 at 720p30)")
+	fs.IntVar(&o.bitrate, "bitrate", 0, "bitrate in kbit/s (default: scaled to the picture, 2488 at 720p30)")
 	fs.DurationVar(&o.keyint, "keyframe-interval", 2*time.Second, "time between keyframes")
 	fs.StringVar(&o.user, "user", "", "require this RTSP user (with --pass)")
 	fs.StringVar(&o.pass, "pass", "", "RTSP password (default: $SKYLINE_RTSP_PASS)")

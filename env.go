@@ -199,3 +199,13 @@ func Reexec(dotEnvPath string) error {
 	err = syscall.Exec(exe, os.Args, os.Environ())
 	return fmt.Errorf("skyline: reexec %s: %w", exe, err)
 }
+
+// ensureInit initialises GStreamer for the package's own checks made before
+// New (with the default .env search, logging nothing); New applies its own
+// settings afterwards.
+func ensureInit() error {
+	if gst.Initialized() {
+		return nil
+	}
+	return setupEnvironment(Config{}.withDefaults(), slog.New(slog.DiscardHandler), false)
+}

@@ -53,5 +53,11 @@ func (f *File) Launch() string {
 	return f.mux + " ! filesink location=" + quoteLaunch(f.path)
 }
 
+// LaunchRetry writes to <name>-rN<ext> after the n-th failure, so a
+// restart never overwrites what was recorded before.
+func (f *File) LaunchRetry(n int) string {
+	return f.mux + " ! filesink location=" + quoteLaunch(retryName(f.path, n))
+}
+
 // Elements are the muxer and filesink.
 func (f *File) Elements() []string { return []string{f.mux, "filesink"} }

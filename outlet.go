@@ -41,6 +41,7 @@ type outlet struct {
 	written  atomic.Int64 // access units delivered
 	lost     atomic.Int64 // access units dropped (overflow, down, waiting for a keyframe)
 	reported atomic.Int64 // lost already reported in an EventDropped
+	up       atomic.Bool  // taking the stream (false while a failed one waits to retry)
 
 	// owned by run
 	needKey   bool
@@ -48,6 +49,7 @@ type outlet struct {
 	lastLoss  time.Time
 	branch    *branch // GstDestination: the running pipeline, nil while down
 	failures  int
+	restarts  int
 	retryAt   time.Time
 	everUp    bool
 	wasDown   bool
@@ -77,7 +79,7 @@ func (o *outlet) open() error {
 		if err := d.Open(o.info); err != nil {
 			return fmt.Errorf("destination %s: %w", o.name, err)
 		}
-		o.up()
+		o.markUp()
 	case GstDestination:
 		o.startBranch(time.Now())
 	}
@@ -85,7 +87,8 @@ func (o *outlet) open() error {
 	return nil
 }
 
-func (o *outlet) up() {
+func (o *outlet) markUp() {
+	o.up.Store(true)
 	if !o.everUp {
 		o.everUp = true
 		o.emit(Event{Kind: EventDestinationUp, Destination: o.name})
@@ -183,7 +186,13 @@ func (o *outlet) poll(now time.Time) {
 }
 
 func (o *outlet) startBranch(now time.Time) {
-	b, err := startBranch(o.dest.(GstDestination), o.log)
+	d := o.dest.(GstDestination)
+	text := d.Launch()
+	if r, ok := d.(interface{ LaunchRetry(int) string }); ok && o.failures > 0 {
+		o.restarts++
+		text = r.LaunchRetry(o.restarts)
+	}
+	b, err := startBranch(text, o.log)
 	if err != nil {
 		o.fail(err)
 		return
@@ -192,11 +201,15 @@ func (o *outlet) startBranch(now time.Time) {
 	o.retryAt = time.Time{}
 	o.needKey = true
 	o.info.RequestKeyframe()
-	o.up()
+	o.markUp()
 }
 
 // fail tears the branch down, reports it and schedules a retry.
 func (o *outlet) fail(err error) {
+	if sec, ok := o.dest.(interface{ Secrets() []string }); ok {
+		err = errors.New(mask(err.Error(), sec.Secrets()))
+	}
+	o.up.Store(false)
 	if o.branch != nil {
 		o.branch.abort()
 		o.branch = nil
@@ -260,12 +273,12 @@ type branch struct {
 	have bool
 }
 
-func branchLaunch(d GstDestination) string {
-	return "appsrc name=src ! h264parse ! " + d.Launch()
+func branchLaunch(text string) string {
+	return "appsrc name=src ! h264parse ! " + text
 }
 
-func startBranch(d GstDestination, log *slog.Logger) (*branch, error) {
-	p, err := gst.ParseLaunch(branchLaunch(d))
+func startBranch(text string, log *slog.Logger) (*branch, error) {
+	p, err := gst.ParseLaunch(branchLaunch(text))
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +297,7 @@ func startBranch(d GstDestination, log *slog.Logger) (*branch, error) {
 		b.abort()
 		return nil, err
 	}
-	log.Debug("branch started", "launch", d.Launch())
+	log.Debug("branch started")
 	return b, nil
 }
 

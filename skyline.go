@@ -129,7 +129,7 @@ func checkEncoder(element string, e Encoder) error {
 // checkBranch builds a GstDestination's pipeline (without starting it) so
 // that bad text is an error at New, before any frame is lost.
 func checkBranch(d GstDestination) error {
-	p, err := gst.ParseLaunch(branchLaunch(d))
+	p, err := gst.ParseLaunch(branchLaunch(d.Launch()))
 	if err != nil {
 		return configErr("destination %s: %v", d.Name(), err)
 	}
@@ -390,6 +390,9 @@ type DestinationStats struct {
 	// Lost: access units it missed (its queue overflowed, it was down, or
 	// it waited for a keyframe to resume).
 	Lost uint64
+	// Up: it takes the stream now (false when not streaming, or while a
+	// failed destination waits to be retried).
+	Up bool
 }
 
 // Stats reads the counters. Cheap; safe at any time.
@@ -409,6 +412,7 @@ func (s *SkyLine) Stats() Stats {
 		for i := range written {
 			st.Destinations[i].Written += uint64(written[i])
 			st.Destinations[i].Lost += uint64(lost[i])
+			st.Destinations[i].Up = sess.outlets[i].up.Load()
 		}
 	}
 	st.Written = math.MaxUint64

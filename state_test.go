@@ -32,6 +32,25 @@ func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
 func (h *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *logRecorder) WithGroup(string) slog.Handler      { return h }
 
+// has reports whether a record carries the attribute key=value.
+func (h *logRecorder) has(key, value string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.recs {
+		found := false
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == key && a.Value.String() == value {
+				found = true
+			}
+			return !found
+		})
+		if found {
+			return true
+		}
+	}
+	return false
+}
+
 func (h *logRecorder) count(level slog.Level, substr string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()

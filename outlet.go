@@ -140,6 +140,15 @@ func (o *outlet) deliver(au *AccessUnit) {
 		o.needKey = true
 		o.info.RequestKeyframe()
 	}
+	_, isBranch := o.dest.(GstDestination)
+	if isBranch && o.branch == nil {
+		o.poll(time.Now()) // reopens it when its backoff has elapsed
+		if o.branch == nil {
+			o.lost.Add(1)
+			o.lostSeen++
+			return
+		}
+	}
 	if o.needKey && !au.Keyframe {
 		o.lost.Add(1)
 		o.lostSeen++
@@ -149,14 +158,6 @@ func (o *outlet) deliver(au *AccessUnit) {
 	case Receiver:
 		d.WriteAccessUnit(au)
 	case GstDestination:
-		if o.branch == nil {
-			o.poll(time.Now())
-			if o.branch == nil {
-				o.lost.Add(1)
-				o.lostSeen++
-				return
-			}
-		}
 		if err := o.branch.push(au); err != nil {
 			o.fail(err)
 			o.lost.Add(1)
@@ -335,8 +336,13 @@ func (b *branch) check() error {
 	}
 }
 
-// drain sends an end of stream and waits for it to be written out.
+// drain sends an end of stream and waits for it to be written out. A
+// branch that never received an access unit has nothing to finalise.
 func (b *branch) drain(timeout time.Duration) error {
+	if !b.have {
+		b.abort()
+		return nil
+	}
 	b.src.EndOfStream()
 	deadline := time.Now().Add(timeout)
 	var err error

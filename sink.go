@@ -61,10 +61,10 @@ func NewGstSink(launch string) (*Sink, error) {
 	return s, nil
 }
 
-// NewPush publishes the stream to a server: rtsp:// or rtsps:// (RTSP
-// ANNOUNCE/RECORD over TCP, like ffmpeg -f rtsp), rtmp:// or rtmps:// (FLV),
-// srt:// (MPEG-TS; caller mode). A server that goes away is retried with
-// backoff; on reconnection the stream resumes at a keyframe.
+// NewPush publishes the stream to a server through GStreamer: rtmp:// or
+// rtmps:// (FLV), srt:// (MPEG-TS, caller mode). A server that goes away is
+// retried with backoff; on reconnection the stream resumes at a keyframe.
+// For RTSP servers use rtsp.NewPublisher (ANNOUNCE/RECORD from Go).
 func NewPush(rawURL string) (*Sink, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" {
@@ -82,9 +82,6 @@ func NewPush(rawURL string) (*Sink, error) {
 	q := quoteLaunch(rawURL)
 	var s *Sink
 	switch u.Scheme {
-	case "rtsp", "rtsps":
-		s = &Sink{launch: "rtspclientsink location=" + q + " protocols=tcp latency=0",
-			elements: []string{"rtspclientsink"}}
 	case "rtmp", "rtmps":
 		// The last path element of an RTMP URL is the stream key: a secret.
 		if i := strings.LastIndex(u.Path, "/"); i >= 0 && i+1 < len(u.Path) {
@@ -101,7 +98,7 @@ func NewPush(rawURL string) (*Sink, error) {
 		s.name = "push:" + mask(redactURL(rawURL), secrets)
 		return s, nil
 	}
-	return nil, configErr("push destination %q: scheme %q: want rtsp, rtsps, rtmp, rtmps or srt", redactURL(rawURL), u.Scheme)
+	return nil, configErr("push destination %q: scheme %q: want rtmp, rtmps or srt (RTSP: rtsp.NewPublisher)", redactURL(rawURL), u.Scheme)
 }
 
 // redactURL hides a password in a URL (secrets never reach logs).

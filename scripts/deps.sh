@@ -11,7 +11,6 @@ PKGS=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   gstreamer1.0-libav gstreamer1.0-tools
-  gstreamer1.0-rtsp
   libyuv-dev
   ffmpeg
 )

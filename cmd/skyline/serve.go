@@ -32,6 +32,8 @@ type serveOptions struct {
 	frames              int
 	logLevel            string
 	status              string
+	outs                outFlags
+	noRTSP              bool
 }
 
 func serve(args []string) int {
@@ -56,6 +58,8 @@ func serve(args []string) int {
 	fs.IntVar(&o.frames, "frames", 0, "stop after this many frames (0: until the input ends or Ctrl-C)")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error")
 	fs.StringVar(&o.status, "status", "auto", "live status line: auto (on a terminal), always, never")
+	fs.Var(&o.outs, "out", outHelp)
+	fs.BoolVar(&o.noRTSP, "no-rtsp", false, "do not run the RTSP server (stream only to --out destinations)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -109,6 +113,9 @@ func (o *serveOptions) check() error {
 	default:
 		return fmt.Errorf("--status %q: want auto, always or never", o.status)
 	}
+	if o.noRTSP && len(o.outs) == 0 {
+		return errors.New("--no-rtsp needs at least one --out destination")
+	}
 	return nil
 }
 
@@ -125,20 +132,32 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	srv, err := startServer(o, log)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	stream, err := srv.AddStream(o.path, rtsp.StreamOptions{})
-	if err != nil {
-		return err
-	}
 	meter := &meter{}
+	dests := []skyline.Destination{meter}
+	var stream *rtsp.Stream
+	if !o.noRTSP {
+		srv, err := startServer(o, log)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		if stream, err = srv.AddStream(o.path, rtsp.StreamOptions{}); err != nil {
+			return err
+		}
+		dests = append(dests, stream)
+	}
+	for _, spec := range o.outs {
+		d, err := parseOut(spec, log)
+		if err != nil {
+			return err
+		}
+		dests = append(dests, d)
+	}
 	sl, err := skyline.New(skyline.Config{
-		Logger: log, Name: "RTSPSkyLine",
+		Logger: log, Name: "SkyLine",
 		Encoder: skyline.Encoder{Element: o.encoder, Preset: o.preset, Bitrate: o.bitrate, KeyframeInterval: o.keyint},
-	}, stream, meter)
+		OnEvent: func(e skyline.Event) { logEvent(log, e) },
+	}, dests...)
 	if err != nil {
 		return err
 	}
@@ -160,8 +179,17 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		in.Close()
 		return err
 	}
-	fmt.Printf("SkyLine: streaming %s at %s\n", o.input, stream.URL())
-	fmt.Printf("watch:   ffplay -rtsp_transport tcp %s   (or open it in VLC)\n", stream.URL())
+	if stream != nil {
+		fmt.Printf("SkyLine: streaming %s at %s\n", o.input, stream.URL())
+		fmt.Printf("watch:   ffplay -rtsp_transport tcp %s   (or open it in VLC)\n", stream.URL())
+	} else {
+		fmt.Printf("SkyLine: streaming %s\n", o.input)
+	}
+	for _, d := range dests[1:] {
+		if d != stream {
+			fmt.Printf("out:     %s\n", d.Name())
+		}
+	}
 
 	var read atomic.Int64
 	done := make(chan error, 1)
@@ -272,11 +300,36 @@ func statusLoop(done <-chan error, sl *skyline.SkyLine, stream *rtsp.Stream, m *
 			dt := now.Sub(last).Seconds()
 			st := sl.Stats()
 			r, b := read.Load(), m.bytes.Load()
-			fmt.Printf("\r\033[Kin %5.1f fps | out %5.1f fps | %6.0f kbit/s | dropped %d | viewers %d",
+			viewers := 0
+			if stream != nil {
+				viewers = stream.Viewers()
+			}
+			line := fmt.Sprintf("in %5.1f fps | out %5.1f fps | %6.0f kbit/s | dropped %d | viewers %d",
 				float64(r-lastRead)/dt, float64(st.Encoded-lastEnc)/dt, float64(b-lastBytes)*8/1000/dt,
-				st.Dropped, stream.Viewers())
+				st.Dropped, viewers)
+			for _, d := range st.Destinations[1:] { // [0] is the meter
+				if stream != nil && d.Name == stream.Name() {
+					continue
+				}
+				state := "up"
+				if !d.Up {
+					state = "DOWN"
+				}
+				line += fmt.Sprintf(" | %s %s", shortName(d.Name), state)
+			}
+			fmt.Print("\r\033[K" + line)
 			last, lastRead, lastEnc, lastBytes = now, r, st.Encoded, b
 		}
+	}
+}
+
+// logEvent logs what the status line cannot show.
+func logEvent(log *slog.Logger, e skyline.Event) {
+	switch e.Kind {
+	case skyline.EventDestinationDown, skyline.EventError:
+		log.Warn(string(e.Kind), "destination", e.Destination, "error", e.Err)
+	case skyline.EventDestinationRecovered, skyline.EventViewerJoined, skyline.EventViewerLeft:
+		log.Info(string(e.Kind), "destination", e.Destination, "viewer", e.Viewer)
 	}
 }
 

@@ -232,3 +232,75 @@ func TestServeBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestServeOutputs runs the documented multi-destination form as written:
+// publish to an RTSP receiver (ffmpeg listening) and record 2 s segments,
+// next to the RTSP server; Ctrl-C ends it cleanly.
+func TestServeOutputs(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	recv := filepath.Join(dir, "received.mkv")
+	ff := exec.Command("ffmpeg", "-v", "error", "-nostdin", "-rtsp_flags", "listen", "-timeout", "30",
+		"-i", fmt.Sprintf("rtsp://127.0.0.1:%d/live", port), "-c", "copy", "-f", "matroska", recv)
+	if err := ff.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ff.Process.Kill(); _ = ff.Wait() })
+
+	c := &cli{cmd: exec.Command(binary, "serve", "--input", "testsrc",
+		"--out", fmt.Sprintf("rtsp://127.0.0.1:%d/live", port), "--out", "file:rec-%05d.mp4?segment=2s"),
+		lines: make(chan string, 100), done: make(chan error, 1)}
+	c.cmd.Dir = dir
+	c.cmd.Stderr = &c.stderr
+	out, err := c.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.cmd.Process.Kill() })
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+		close(c.lines)
+		c.done <- c.cmd.Wait()
+	}()
+	c.line(t, "rtsp://127.0.0.1:8554/skyline")
+	// Three segments exist once the third has started (about 4 s in).
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "rec-00002.mp4")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no third segment; stderr: %s", c.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = c.cmd.Process.Signal(os.Interrupt)
+	c.line(t, "stopped after")
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, c.stderr.String())
+	}
+	_ = ff.Process.Signal(os.Interrupt)
+	_ = ff.Wait()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	segs, _ := filepath.Glob(filepath.Join(dir, "rec-*.mp4"))
+	if len(segs) < 3 {
+		t.Fatalf("segments %v, want at least 3", segs)
+	}
+	for _, f := range append(segs, recv) {
+		st, err := mediatest.Probe(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Codec != "h264" || st.Width != 1280 || st.Height != 720 || st.Frames < 30 {
+			t.Errorf("%s: %+v", filepath.Base(f), st)
+		}
+	}
+}

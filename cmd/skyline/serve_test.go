@@ -304,3 +304,34 @@ func TestServeOutputs(t *testing.T) {
 		}
 	}
 }
+
+// TestServeFileInput restreams a video file (decoded by GStreamer) into a
+// recording, without the RTSP server.
+func TestServeFileInput(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "in.mp4"), filepath.Join(dir, "out.mkv")
+	if out, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30",
+		"-frames:v", "45", "-pix_fmt", "yuv420p", src).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v %s", err, out)
+	}
+	c := startCLI(t, "serve", "--input", "file:"+src, "--no-rtsp", "--out", "file:"+dst, "--status", "never")
+	last := c.line(t, "stopped after")
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, c.stderr.String())
+	}
+	if !strings.Contains(last, "stopped after 45 frames (45 encoded") {
+		t.Fatalf("last line %q", last)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := mediatest.Probe(ctx, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Codec != "h264" || st.Width != 320 || st.Height != 240 || st.Frames != 45 {
+		t.Fatalf("recording: %+v", st)
+	}
+	if out, _ := exec.Command(binary, "serve", "--no-rtsp").CombinedOutput(); !strings.Contains(string(out), "--no-rtsp needs") {
+		t.Errorf("--no-rtsp without --out: %s", out)
+	}
+}

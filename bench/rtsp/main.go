@@ -179,6 +179,8 @@ func main() {
 		return r.recv.Sub(r.enc), !r.enc.IsZero() && !r.recv.IsZero()
 	}, "")
 	report("  AU at client -> decoded", func(r record) (time.Duration, bool) { return r.dec.Sub(r.recv), !r.recv.IsZero() }, "")
+	report("keyframes: Put -> decoded", func(r record) (time.Duration, bool) { return r.dec.Sub(r.put), r.key }, "")
+	report("keyframes: Put -> encoder out", func(r record) (time.Duration, bool) { return r.enc.Sub(r.put), r.key && !r.enc.IsZero() }, "")
 
 	// 2. Late joiners.
 	var firsts, keys []time.Duration
@@ -333,6 +335,7 @@ func (f *feeder) at(n int) (put, ret time.Time, ok bool) {
 type record struct {
 	n                        int
 	put, ret, enc, recv, dec time.Time
+	key                      bool // an IDR access unit (known with the gst decoder)
 }
 
 // decoder decodes access units as they arrive; each picture comes back with
@@ -503,34 +506,35 @@ func annexB(nalus [][]byte) []byte {
 
 // arrivals notes when each access unit reached the client.
 type arrivals struct {
-	mu sync.Mutex
-	at []time.Time
+	mu  sync.Mutex
+	at  []time.Time
+	key []bool
 }
 
-func (a *arrivals) add(idx int) {
+func (a *arrivals) add(idx int, key bool) {
 	now := time.Now()
 	a.mu.Lock()
 	for len(a.at) <= idx {
-		a.at = append(a.at, time.Time{})
+		a.at, a.key = append(a.at, time.Time{}), append(a.key, false)
 	}
-	a.at[idx] = now
+	a.at[idx], a.key[idx] = now, key
 	a.mu.Unlock()
 }
 
-func (a *arrivals) get(idx int) time.Time {
+func (a *arrivals) get(idx int) (time.Time, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if idx < 0 || idx >= len(a.at) {
-		return time.Time{}
+		return time.Time{}, false
 	}
-	return a.at[idx]
+	return a.at[idx], a.key[idx]
 }
 
 func measureLatency(url string, f *feeder, window time.Duration) []record {
 	d := newDecoder()
 	var arr arrivals
 	c, _ := client(url, func(idx int, nalus [][]byte, key bool) {
-		arr.add(idx)
+		arr.add(idx, key)
 		d.push(idx, nalus, key)
 	})
 	var recs []record
@@ -544,7 +548,8 @@ func measureLatency(url string, f *feeder, window time.Duration) []record {
 		if !ok {
 			continue
 		}
-		recs = append(recs, record{n: n, put: put, ret: ret, enc: f.tap.outAt(put), recv: arr.get(idx), dec: at})
+		recv, key := arr.get(idx)
+		recs = append(recs, record{n: n, put: put, ret: ret, enc: f.tap.outAt(put), recv: recv, dec: at, key: key})
 	}
 	c.Close()
 	d.close()

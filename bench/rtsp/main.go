@@ -2,14 +2,23 @@
 // (reported, not asserted; see issue 3 for the targets):
 //
 //   - end-to-end latency from Put to the decoded picture at a real RTSP
-//     client (gortsplib over TCP, decoded by ffmpeg), p50/p95/max, at
-//     1280x720@30;
+//     client, p50/p95/max, at 1280x720@30, with its breakdown: Put returned,
+//     access unit out of the encoder (a skyline.Receiver next to the RTSP
+//     stream), access unit received by the client (last RTP packet),
+//     picture decoded;
 //   - time from PLAY to the first decoded picture for late joiners;
 //   - CPU % of one core of the SkyLine process at 1280x720@30 with one
 //     viewer (an external ffmpeg), next to a bare gst-launch pipeline with
 //     the same encoder settings fed the same frames, in the same run.
 //
-// Run: go run ./bench/rtsp (about a minute).
+// The client is in-process and adds as little as it can: gortsplib over
+// TCP, RTP depacketised to access units, each pushed at once into
+// "appsrc ! h264parse ! avdec_h264 thread-type=slice ! appsink" (slice
+// threads: frame threads would hold a picture per thread), and the frame
+// number drawn into each picture read back from its luma. -decoder ffmpeg
+// decodes with a low-delay ffmpeg process instead (a cross-check).
+//
+// Run: go run ./bench/rtsp (about a minute; -cpu 0 skips the CPU part).
 package main
 
 import (
@@ -36,6 +45,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/skyline-go/skyline"
+	"github.com/skyline-go/skyline/internal/gst"
 	"github.com/skyline-go/skyline/internal/testpattern"
 	"github.com/skyline-go/skyline/rtsp"
 )
@@ -44,39 +54,133 @@ const w, h, fps = 1280, 720, 30
 
 var (
 	latencyFor = flag.Duration("latency", 15*time.Second, "latency measurement window")
-	cpuFor     = flag.Duration("cpu", 15*time.Second, "CPU measurement window (each side)")
+	cpuFor     = flag.Duration("cpu", 15*time.Second, "CPU measurement window (each side); 0 skips")
 	joins      = flag.Int("joins", 5, "late joiners")
+	decoderArg = flag.String("decoder", "gst", "client decoder: gst (in-process avdec_h264) or ffmpeg (low-delay ffmpeg process)")
+	variants   = flag.String("variants", "", "A/B mode: encoder property sets separated by \";\" (\"-\" for none), "+
+		"e.g. \"-;threads=2\"; each is measured -rounds times, interleaved, for -latency each")
+	rounds = flag.Int("rounds", 3, "A/B mode: rounds")
 )
+
+// abTest measures Put -> decoded for each encoder property set in turn,
+// rounds times, and prints the medians of each set's p50, p95 and max.
+func abTest(srv *rtsp.Server, frames [][]byte) {
+	sets := strings.Split(*variants, ";")
+	type res struct{ p50, p95, mx, enc []time.Duration }
+	out := make([]res, len(sets))
+	for r := 0; r < *rounds; r++ {
+		for i, set := range sets {
+			props := map[string]string{}
+			for _, kv := range strings.Fields(strings.ReplaceAll(set, ",", " ")) {
+				if k, v, ok := strings.Cut(kv, "="); ok {
+					props[k] = v
+				}
+			}
+			path := fmt.Sprintf("/ab%d_%d", r, i)
+			st, err := srv.AddStream(path, rtsp.StreamOptions{})
+			check(err)
+			tp := &tap{at: map[time.Duration]time.Time{}}
+			sl, err := skyline.New(skyline.Config{NoDotEnv: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+				Encoder: skyline.Encoder{Properties: props}}, st, tp)
+			check(err)
+			check(sl.Start(skyline.Params{FPS: fps, Width: w, Height: h}))
+			f := &feeder{sl: sl, tap: tp, frames: frames, putAt: map[int]time.Time{}, retAt: map[int]time.Time{}}
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			go func() { defer close(done); f.run(stop) }()
+			time.Sleep(500 * time.Millisecond)
+			recs := measureLatency(st.URL(), f, *latencyFor)
+			close(stop)
+			<-done
+			check(sl.Stop())
+			check(sl.Close())
+			check(srv.RemoveStream(path))
+			var tot, enc []time.Duration
+			for _, x := range recs {
+				tot = append(tot, x.dec.Sub(x.put))
+				if !x.enc.IsZero() {
+					enc = append(enc, x.enc.Sub(x.put))
+				}
+			}
+			sortD(tot)
+			sortD(enc)
+			out[i].p50 = append(out[i].p50, pct(tot, 0.5))
+			out[i].p95 = append(out[i].p95, pct(tot, 0.95))
+			out[i].mx = append(out[i].mx, pct(tot, 1))
+			out[i].enc = append(out[i].enc, pct(enc, 0.5))
+			fmt.Printf("round %d %-30q Put->decoded p50 %v p95 %v max %v; Put->encoder out p50 %v (%d frames)\n",
+				r+1, set, pct(tot, 0.5), pct(tot, 0.95), pct(tot, 1), pct(enc, 0.5), len(tot))
+		}
+	}
+	for i, set := range sets {
+		o := out[i]
+		sortD(o.p50)
+		sortD(o.p95)
+		sortD(o.mx)
+		sortD(o.enc)
+		fmt.Printf("median of %d rounds %-30q Put->decoded p50 %v p95 %v max %v; Put->encoder out p50 %v\n",
+			*rounds, set, pct(o.p50, 0.5), pct(o.p95, 0.5), pct(o.mx, 0.5), pct(o.enc, 0.5))
+	}
+}
+
+func sortD(d []time.Duration) { sort.Slice(d, func(i, j int) bool { return d[i] < d[j] }) }
 
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
+	check(gst.Init())
 	frames := makeFrames()
 	srv, err := rtsp.NewServer(rtsp.ServerConfig{Address: "127.0.0.1:0", DisableUDP: true, DisableMulticast: true,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	check(err)
 	check(srv.Start())
 	defer srv.Close()
-	sl, err := rtsp.NewSkyLine(srv, "/bench", skyline.Config{NoDotEnv: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if *variants != "" {
+		abTest(srv, frames)
+		return
+	}
+	st, err := srv.AddStream("/bench", rtsp.StreamOptions{})
+	check(err)
+	tp := &tap{at: map[time.Duration]time.Time{}}
+	sl, err := skyline.New(skyline.Config{NoDotEnv: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, st, tp)
 	check(err)
 	defer sl.Close()
 	check(sl.Start(skyline.Params{FPS: fps, Width: w, Height: h}))
-	url := srv.Stream("/bench").URL()
+	url := st.URL()
 
-	f := &feeder{sl: sl, frames: frames, putAt: map[int]time.Time{}}
+	f := &feeder{sl: sl, tap: tp, frames: frames, putAt: map[int]time.Time{}, retAt: map[int]time.Time{}}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); f.run(stop) }()
 
-	fmt.Printf("SkyLine RTSP benchmark: %dx%d@%d, x264 defaults (superfast, zerolatency, 2 s GOP), %s\n", w, h, fps, url)
+	fmt.Printf("SkyLine RTSP benchmark: %dx%d@%d, x264 defaults (superfast, zerolatency, 2 s GOP), %s, client decoder %s\n",
+		w, h, fps, url, *decoderArg)
 	time.Sleep(time.Second)
 
-	// 1. Latency from Put to the decoded picture.
-	lat := measureLatency(url, f, *latencyFor)
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	fmt.Printf("Put -> decoded picture (%d frames): p50 %v  p95 %v  max %v   (target p50 <= 50 ms, p95 <= 100 ms)\n",
-		len(lat), pct(lat, 0.5), pct(lat, 0.95), pct(lat, 1))
+	// 1. Latency from Put to the decoded picture, with its breakdown.
+	recs := measureLatency(url, f, *latencyFor)
+	report := func(name string, get func(r record) (time.Duration, bool), target string) {
+		var d []time.Duration
+		for _, r := range recs {
+			if v, ok := get(r); ok {
+				d = append(d, v)
+			}
+		}
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		fmt.Printf("  %-36s p50 %7v  p95 %7v  max %7v  (%d frames)%s\n", name, pct(d, 0.5), pct(d, 0.95), pct(d, 1), len(d), target)
+	}
+	fmt.Println("latency per frame:")
+	report("Put -> decoded picture", func(r record) (time.Duration, bool) { return r.dec.Sub(r.put), true },
+		"   (target p50 <= 50 ms, p95 <= 100 ms)")
+	report("  Put -> Put returned", func(r record) (time.Duration, bool) { return r.ret.Sub(r.put), !r.ret.IsZero() }, "")
+	report("  Put -> access unit out of encoder", func(r record) (time.Duration, bool) { return r.enc.Sub(r.put), !r.enc.IsZero() }, "")
+	report("  encoder out -> AU at client", func(r record) (time.Duration, bool) {
+		return r.recv.Sub(r.enc), !r.enc.IsZero() && !r.recv.IsZero()
+	}, "")
+	report("  AU at client -> decoded", func(r record) (time.Duration, bool) { return r.dec.Sub(r.recv), !r.recv.IsZero() }, "")
+	report("keyframes: Put -> decoded", func(r record) (time.Duration, bool) { return r.dec.Sub(r.put), r.key }, "")
+	report("keyframes: Put -> encoder out", func(r record) (time.Duration, bool) { return r.enc.Sub(r.put), r.key && !r.enc.IsZero() }, "")
 
 	// 2. Late joiners.
 	var firsts, keys []time.Duration
@@ -85,28 +189,36 @@ func main() {
 		k, p := lateJoin(url)
 		keys, firsts = append(keys, k), append(firsts, p)
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
-	fmt.Printf("late joiner PLAY -> first keyframe received (%d joins): min %v  median %v  max %v\n",
-		len(keys), keys[0], pct(keys, 0.5), keys[len(keys)-1])
-	sort.Slice(firsts, func(i, j int) bool { return firsts[i] < firsts[j] })
-	fmt.Printf("late joiner PLAY -> first picture out of a streaming ffmpeg (%d joins; includes ffmpeg stream probing): min %v  median %v  max %v   (target <= 150 ms)\n",
-		len(firsts), firsts[0], pct(firsts, 0.5), firsts[len(firsts)-1])
+	if len(keys) > 0 {
+		sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+		fmt.Printf("late joiner PLAY -> first keyframe received (%d joins): min %v  median %v  max %v\n",
+			len(keys), keys[0].Round(100*time.Microsecond), pct(keys, 0.5), keys[len(keys)-1].Round(100*time.Microsecond))
+		sort.Slice(firsts, func(i, j int) bool { return firsts[i] < firsts[j] })
+		fmt.Printf("late joiner PLAY -> first decoded picture (%d joins): min %v  median %v  max %v   (target <= 150 ms)\n",
+			len(firsts), firsts[0].Round(100*time.Microsecond), pct(firsts, 0.5), firsts[len(firsts)-1].Round(100*time.Microsecond))
+	}
 
 	// 3. CPU with one external viewer, then a bare pipeline.
-	viewer := exec.Command("ffmpeg", "-v", "error", "-nostdin", "-rtsp_transport", "tcp", "-i", url, "-f", "null", "-")
-	check(viewer.Start())
-	time.Sleep(2 * time.Second)
-	ours := selfCPU(*cpuFor)
-	_ = viewer.Process.Kill()
-	_ = viewer.Wait()
-	close(stop)
-	wg.Wait()
-	check(sl.Stop())
-	bare := bareCPU(frames, *cpuFor)
-	fmt.Printf("CPU (%% of one core): SkyLine+RTSP with 1 viewer %.1f%%, bare gst-launch (same frames, same x264 settings) %.1f%%, ratio %.2f   (target <= 1.15)\n",
-		ours, bare, ours/bare)
-	st := srv.Stream("/bench").Stats()
-	fmt.Printf("stream: %d access units, %d packets, %d dropped, %d viewers in total\n", st.AccessUnits, st.Packets, st.PacketsDropped, st.ViewersTotal)
+	if *cpuFor > 0 {
+		viewer := exec.Command("ffmpeg", "-v", "error", "-nostdin", "-rtsp_transport", "tcp", "-i", url, "-f", "null", "-")
+		check(viewer.Start())
+		time.Sleep(2 * time.Second)
+		ours := selfCPU(*cpuFor)
+		_ = viewer.Process.Kill()
+		_ = viewer.Wait()
+		close(stop)
+		wg.Wait()
+		check(sl.Stop())
+		bare := bareCPU(frames, *cpuFor)
+		fmt.Printf("CPU (%% of one core): SkyLine+RTSP with 1 viewer %.1f%%, bare gst-launch (same frames, same x264 settings) %.1f%%, ratio %.2f   (target <= 1.15)\n",
+			ours, bare, ours/bare)
+	} else {
+		close(stop)
+		wg.Wait()
+		check(sl.Stop())
+	}
+	s := st.Stats()
+	fmt.Printf("stream: %d access units, %d packets, %d dropped, %d viewers in total\n", s.AccessUnits, s.Packets, s.PacketsDropped, s.ViewersTotal)
 }
 
 func check(err error) {
@@ -144,11 +256,44 @@ func drawBand(buf []byte, n int) {
 	}
 }
 
+// tap is a second destination next to the RTSP stream: it notes when each
+// access unit leaves the encoder (reaches its outlet), by PTS.
+type tap struct {
+	mu    sync.Mutex
+	start time.Time
+	at    map[time.Duration]time.Time
+}
+
+func (t *tap) Name() string { return "tap" }
+func (t *tap) Open(info skyline.StreamInfo) error {
+	t.mu.Lock()
+	t.start = info.Start
+	t.mu.Unlock()
+	return nil
+}
+func (t *tap) Close() {}
+func (t *tap) WriteAccessUnit(au *skyline.AccessUnit) {
+	now := time.Now()
+	t.mu.Lock()
+	t.at[au.PTS.Round(time.Millisecond)] = now
+	t.mu.Unlock()
+}
+
+// outAt is when the access unit of the frame Put at put left the encoder
+// (the frame's PTS is put - Start: Frame.Time is set to the Put time).
+func (t *tap) outAt(put time.Time) time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.at[put.Sub(t.start).Round(time.Millisecond)]
+}
+
 type feeder struct {
 	sl     *skyline.SkyLine
+	tap    *tap
 	frames [][]byte
 	mu     sync.Mutex
 	putAt  map[int]time.Time
+	retAt  map[int]time.Time
 }
 
 func (f *feeder) run(stop chan struct{}) {
@@ -167,31 +312,120 @@ func (f *feeder) run(stop chan struct{}) {
 		f.mu.Lock()
 		f.putAt[n] = t
 		f.mu.Unlock()
-		if _, err := f.sl.Put(skyline.FrameBGR(buf, w, h, 0)); err != nil {
+		fr := skyline.FrameBGR(buf, w, h, 0)
+		fr.Time = t
+		if _, err := f.sl.Put(fr); err != nil {
 			log.Fatal(err)
 		}
+		r := time.Now()
+		f.mu.Lock()
+		f.retAt[n] = r
+		f.mu.Unlock()
 	}
 }
 
-func (f *feeder) at(n int) (time.Time, bool) {
+func (f *feeder) at(n int) (put, ret time.Time, ok bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	t, ok := f.putAt[n]
-	return t, ok
+	put, ok = f.putAt[n]
+	return put, f.retAt[n], ok
 }
 
-// decoder is an ffmpeg process decoding Annex-B from stdin, with no
+// record is one decoded frame's times.
+type record struct {
+	n                        int
+	put, ret, enc, recv, dec time.Time
+	key                      bool // an IDR access unit (known with the gst decoder)
+}
+
+// decoder decodes access units as they arrive; each picture comes back with
+// the index of the access unit it was decoded from.
+type decoder interface {
+	push(idx int, nalus [][]byte, key bool)
+	// next waits for the next picture: its frame number (ok false if
+	// unreadable), the index of its access unit (-1 if unknown) and when it
+	// was decoded.
+	next() (n, idx int, ok bool, at time.Time)
+	close()
+}
+
+func newDecoder() decoder {
+	if *decoderArg == "ffmpeg" {
+		return newFFmpeg()
+	}
+	return newGstDecoder()
+}
+
+// gstDecoder is "appsrc ! h264parse ! avdec_h264 ! appsink" in this
+// process, through SkyLine's own binding.
+type gstDecoder struct {
+	pipe *gst.Pipeline
+	src  *gst.AppSrc
+	sink *gst.AppSink
+	gray []byte
+}
+
+const auDur = time.Second / fps
+
+func newGstDecoder() *gstDecoder {
+	p, err := gst.ParseLaunch("appsrc name=src ! h264parse ! avdec_h264 thread-type=slice ! video/x-raw,format=I420 ! " +
+		"appsink name=out sync=false")
+	check(err)
+	d := &gstDecoder{pipe: p, src: gst.AsAppSrc(p.ByName("src")), sink: gst.AsAppSink(p.ByName("out")), gray: make([]byte, w*h*3)}
+	check(d.src.SetCaps("video/x-h264,stream-format=byte-stream,alignment=au"))
+	check(p.SetState(gst.StatePlaying))
+	return d
+}
+
+func (d *gstDecoder) push(idx int, nalus [][]byte, key bool) {
+	t := time.Duration(idx+1) * auDur
+	if err := d.src.PushBytes(annexB(nalus), t, t, auDur, key); err != nil {
+		log.Fatalf("decoder: %v", err)
+	}
+}
+
+func (d *gstDecoder) next() (n, idx int, ok bool, at time.Time) {
+	for {
+		smp, eos := d.sink.Pull(10 * time.Second)
+		if eos || smp == nil {
+			log.Fatalf("decoder: no picture (eos %v)", eos)
+		}
+		at = time.Now()
+		if len(smp.Data) < w*h {
+			continue
+		}
+		// The number band in grey from the luma plane, for ReadBGR.
+		for y := h * 3 / 100; y < h*17/100+1; y++ {
+			row := smp.Data[y*w : (y+1)*w]
+			out := d.gray[y*w*3 : (y+1)*w*3]
+			for x, v := range row {
+				out[3*x], out[3*x+1], out[3*x+2] = v, v, v
+			}
+		}
+		n, ok = testpattern.ReadBGR(d.gray, w, h)
+		return n, int(smp.PTS/auDur) - 1, ok, at
+	}
+}
+
+func (d *gstDecoder) close() {
+	d.src.Unref()
+	d.sink.Unref()
+	d.pipe.Close()
+}
+
+// ffmpegDecoder is an ffmpeg process decoding Annex-B from stdin, with no
 // buffering and one thread (frame threads add a frame of delay each).
-type decoder struct {
+type ffmpegDecoder struct {
 	cmd *exec.Cmd
 	in  io.WriteCloser
 	out *bufio.Reader
+	buf []byte
 }
 
 // aud ends each access unit so that ffmpeg's parser emits it at once.
 var aud = []byte{0, 0, 0, 1, 9, 0xf0}
 
-func newDecoder() *decoder {
+func newFFmpeg() *ffmpegDecoder {
 	cmd := exec.Command("ffmpeg", "-v", "error", "-nostdin", "-threads", "1", "-fflags", "nobuffer", "-flags", "low_delay",
 		"-probesize", "32", "-analyzeduration", "0", "-f", "h264", "-i", "pipe:0",
 		"-fps_mode", "passthrough", "-flush_packets", "1", "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1")
@@ -200,18 +434,35 @@ func newDecoder() *decoder {
 	out, err := cmd.StdoutPipe()
 	check(err)
 	check(cmd.Start())
-	return &decoder{cmd: cmd, in: in, out: bufio.NewReaderSize(out, w*h*3)}
+	return &ffmpegDecoder{cmd: cmd, in: in, out: bufio.NewReaderSize(out, w*h*3), buf: make([]byte, w*h*3)}
 }
 
-func (d *decoder) close() {
+func (d *ffmpegDecoder) push(_ int, nalus [][]byte, _ bool) {
+	_, _ = d.in.Write(append(annexB(nalus), aud...))
+}
+
+// next: ffmpeg passes every access unit through, so pictures come out in
+// access-unit order.
+func (d *ffmpegDecoder) next() (n, idx int, ok bool, at time.Time) {
+	if _, err := io.ReadFull(d.out, d.buf); err != nil {
+		log.Fatalf("decoder: %v", err)
+	}
+	at = time.Now()
+	n, ok = testpattern.ReadBGR(d.buf, w, h)
+	// ffmpeg swallows the first pictures it sees: which access unit a
+	// picture came from is unknown.
+	return n, -1, ok, at
+}
+
+func (d *ffmpegDecoder) close() {
 	d.in.Close()
 	_, _ = io.Copy(io.Discard, d.out)
 	_ = d.cmd.Wait()
 }
 
 // client plays url over TCP and hands each access unit from the first
-// keyframe on to each; playAt is just before PLAY.
-func client(url string, each func([][]byte)) (*gortsplib.Client, time.Time) {
+// keyframe on to each, with its index; playAt is just before PLAY.
+func client(url string, each func(idx int, nalus [][]byte, key bool)) (*gortsplib.Client, time.Time) {
 	u, err := base.ParseURL(url)
 	check(err)
 	tcp := gortsplib.ProtocolTCP
@@ -225,17 +476,18 @@ func client(url string, each func([][]byte)) (*gortsplib.Client, time.Time) {
 	check(err)
 	_, err = c.Setup(desc.BaseURL, medi, 0, 0)
 	check(err)
-	started := false
+	idx := -1
 	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) {
 		nalus, err := dec.Decode(pkt)
 		if err != nil {
 			return
 		}
-		if !started && !h264.IsRandomAccess(nalus) {
+		key := h264.IsRandomAccess(nalus)
+		if idx < 0 && !key {
 			return
 		}
-		started = true
-		each(nalus)
+		idx++
+		each(idx, nalus, key)
 	})
 	playAt := time.Now()
 	_, err = c.Play(nil)
@@ -249,44 +501,71 @@ func annexB(nalus [][]byte) []byte {
 		b = append(b, 0, 0, 0, 1)
 		b = append(b, n...)
 	}
-	return append(b, aud...)
+	return b
 }
 
-func measureLatency(url string, f *feeder, window time.Duration) []time.Duration {
+// arrivals notes when each access unit reached the client.
+type arrivals struct {
+	mu  sync.Mutex
+	at  []time.Time
+	key []bool
+}
+
+func (a *arrivals) add(idx int, key bool) {
+	now := time.Now()
+	a.mu.Lock()
+	for len(a.at) <= idx {
+		a.at, a.key = append(a.at, time.Time{}), append(a.key, false)
+	}
+	a.at[idx], a.key[idx] = now, key
+	a.mu.Unlock()
+}
+
+func (a *arrivals) get(idx int) (time.Time, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if idx < 0 || idx >= len(a.at) {
+		return time.Time{}, false
+	}
+	return a.at[idx], a.key[idx]
+}
+
+func measureLatency(url string, f *feeder, window time.Duration) []record {
 	d := newDecoder()
-	c, _ := client(url, func(nalus [][]byte) { _, _ = d.in.Write(annexB(nalus)) })
-	var lat []time.Duration
-	buf := make([]byte, w*h*3)
+	var arr arrivals
+	c, _ := client(url, func(idx int, nalus [][]byte, key bool) {
+		arr.add(idx, key)
+		d.push(idx, nalus, key)
+	})
+	var recs []record
 	end := time.Now().Add(window)
 	for time.Now().Before(end) {
-		if _, err := io.ReadFull(d.out, buf); err != nil {
-			log.Fatalf("decoder: %v", err)
+		n, idx, ok, at := d.next()
+		if !ok {
+			continue
 		}
-		now := time.Now()
-		if n, ok := testpattern.ReadBGR(buf, w, h); ok {
-			if t, ok := f.at(n); ok {
-				lat = append(lat, now.Sub(t))
-			}
+		put, ret, ok := f.at(n)
+		if !ok {
+			continue
 		}
+		recv, key := arr.get(idx)
+		recs = append(recs, record{n: n, put: put, ret: ret, enc: f.tap.outAt(put), recv: recv, dec: at, key: key})
 	}
 	c.Close()
 	d.close()
-	return lat
+	return recs
 }
 
 func lateJoin(url string) (key, picture time.Duration) {
 	d := newDecoder()
 	var keyAt time.Time
 	var once sync.Once
-	c, playAt := client(url, func(nalus [][]byte) {
+	c, playAt := client(url, func(idx int, nalus [][]byte, k bool) {
 		once.Do(func() { keyAt = time.Now() })
-		_, _ = d.in.Write(annexB(nalus))
+		d.push(idx, nalus, k)
 	})
-	buf := make([]byte, w*h*3)
-	if _, err := io.ReadFull(d.out, buf); err != nil {
-		log.Fatalf("decoder: %v", err)
-	}
-	first := time.Since(playAt)
+	_, _, _, at := d.next()
+	first := at.Sub(playAt)
 	c.Close()
 	d.close()
 	return keyAt.Sub(playAt), first

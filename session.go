@@ -370,11 +370,13 @@ func (s *session) release() {
 		return
 	}
 	s.stopping.Store(true)
+	// Wake the bus watcher before any state change: a pipeline going to
+	// NULL sets its bus flushing, which would drop the wake-up message.
+	s.pipe.Wake()
 	if s.sink != nil {
 		// Unblocks the puller if it waits on a sample that will never come.
 		_ = s.pipe.SetState(gst.StateNull)
 	}
-	s.pipe.Wake()
 	s.wg.Wait()
 	for _, r := range s.receivers {
 		r.Close()

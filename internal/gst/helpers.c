@@ -188,6 +188,19 @@ int sk_appsink_pull(GstElement *sink, gint64 timeout_ns, sk_au *out) {
   out->sample = s;
   out->pts = GST_BUFFER_PTS(b);
   out->dts = GST_BUFFER_DTS(b);
+  /* Report running time (time since the pipeline's start), not the raw
+   * buffer times: encoders such as x264enc offset their output timestamps
+   * (by 1000 hours) and say so in the segment. */
+  GstSegment *seg = gst_sample_get_segment(s);
+  if (seg && seg->format == GST_FORMAT_TIME && GST_CLOCK_TIME_IS_VALID(out->pts)) {
+    guint64 raw = out->pts;
+    guint64 rt = gst_segment_to_running_time(seg, GST_FORMAT_TIME, raw);
+    if (GST_CLOCK_TIME_IS_VALID(rt)) {
+      out->pts = rt;
+      if (GST_CLOCK_TIME_IS_VALID(out->dts))
+        out->dts = out->dts <= raw ? (raw - out->dts <= rt ? rt - (raw - out->dts) : 0) : rt + (out->dts - raw);
+    }
+  }
   out->duration = GST_BUFFER_DURATION(b);
   out->keyframe = !GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_DELTA_UNIT);
   return 1;

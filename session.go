@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -117,7 +118,7 @@ func openSession(p Params, cfg Config, dests []Destination, log *slog.Logger, on
 	s.recvCount = make([]atomic.Int64, len(s.receivers))
 	s.dur = time.Duration(float64(time.Second) / p.FPS)
 	desc := launch(p, cfg, gdests, len(s.receivers) > 0)
-	log.Debug("pipeline", "launch", desc)
+	log.Debug("pipeline", "launch", maskSecrets(desc))
 	pipe, err := gst.ParseLaunch(desc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrPipeline, err)
@@ -417,4 +418,14 @@ func (s *session) freeCounters() {
 // quoteLaunch quotes a value for gst-launch syntax.
 func quoteLaunch(v string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
+}
+
+// secretProps matches property assignments whose values are secrets
+// (kvssink's access-key, secret-key and session-token, passwords).
+var secretProps = regexp.MustCompile(`\b([a-z-]*(?:secret|token|access-key|password|passwd|user-pw)[a-z-]*)=("(?:[^"\\]|\\.)*"|[^\s!]+)`)
+
+// maskSecrets replaces secret property values in a pipeline description so
+// it can be logged.
+func maskSecrets(desc string) string {
+	return secretProps.ReplaceAllString(desc, "$1=****")
 }

@@ -36,6 +36,10 @@ type SkyLine struct {
 	warm     warmup
 	lastWarn time.Time
 	scratch  *image.RGBA // PutImage conversions
+	// putHooks are the destinations with an optional
+	// BeforePut(now time.Time) method, called for every frame streamed
+	// (kvssink's credential file refresh check). They must be cheap.
+	putHooks []interface{ BeforePut(time.Time) }
 
 	sessPtr  atomic.Pointer[session] // the live session, for Stats
 	statsMu  sync.Mutex              // guards the counters of closed sessions and sessPtr's counters
@@ -89,6 +93,11 @@ func New(cfg Config, dests ...Destination) (*SkyLine, error) {
 		return nil, err
 	}
 	s := &SkyLine{cfg: cfg, log: log, dests: dests, clock: cfg.Clock, written: make([]uint64, len(dests))}
+	for _, d := range dests {
+		if h, ok := d.(interface{ BeforePut(time.Time) }); ok {
+			s.putHooks = append(s.putHooks, h)
+		}
+	}
 	return s, nil
 }
 
@@ -234,6 +243,9 @@ func (s *SkyLine) Put(f Frame) (bool, error) {
 		if err := s.openLocked(p); err != nil {
 			return false, nil
 		}
+	}
+	for _, h := range s.putHooks {
+		h.BeforePut(now)
 	}
 	ok, err := s.sess.push(&f, now, &s.dropped)
 	if ok {

@@ -49,7 +49,8 @@ type Native struct {
 	name   string
 	aws    aws.Config
 	kv     *kinesisvideo.Client
-	tr     *http.Transport
+	tr     *http.Transport // PutMedia
+	ctl    *http.Transport // control plane
 	httpc  *http.Client
 	signer *v4.Signer
 
@@ -107,7 +108,15 @@ func NewNative(cfg Config) (*Native, error) {
 	}
 	d := &Native{cfg: cfg, name: "kvs:" + cfg.Stream, aws: ac, wake: make(chan struct{}, 1), signer: v4.NewSigner()}
 	d.log = cfg.Logger.With(slog.String("component", d.name))
+	d.ctl = &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 20 * time.Second,
+		IdleConnTimeout:       30 * time.Second,
+	}
 	d.kv = kinesisvideo.NewFromConfig(ac, func(o *kinesisvideo.Options) {
+		o.HTTPClient = &http.Client{Transport: d.ctl}
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
@@ -312,6 +321,7 @@ func (d *Native) Close() {
 	t.Stop()
 	cancel()
 	d.tr.CloseIdleConnections()
+	d.ctl.CloseIdleConnections()
 
 	d.mu.Lock()
 	var frs, frames int

@@ -3,7 +3,9 @@ package kvs_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -275,4 +277,48 @@ func checkStored(t *testing.T, srv *kvslocal.Server, name string, s *stream, n i
 	}
 	t.Logf("%d frames in %d fragments, %d files, decoded in order", n, len(frs), len(files))
 	return frs
+}
+
+// logBuffer captures every log line (debug level) for secret scanning.
+type logBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.b = append(l.b, p...)
+	l.mu.Unlock()
+	return len(p), nil
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.b)
+}
+
+func (l *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// noSecrets fails if any secret appears in the logs or the event errors.
+func noSecrets(t *testing.T, logs string, evs []kvs.Event, secrets ...string) {
+	t.Helper()
+	var text strings.Builder
+	text.WriteString(logs)
+	for _, ev := range evs {
+		if ev.Err != nil {
+			text.WriteString(ev.Err.Error())
+		}
+	}
+	all := text.String()
+	if len(logs) == 0 {
+		t.Fatal("no logs captured")
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(all, s) {
+			t.Fatalf("secret %q found in logs or errors", s[:4]+"...")
+		}
+	}
 }

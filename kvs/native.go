@@ -60,6 +60,11 @@ type Native struct {
 	running bool
 	closing bool
 	frags   []*fragment // not yet persisted, oldest first
+	// inflight: fragments evicted from the retry buffer after they were
+	// sent whole on the live connection; lost only if that connection ends
+	// without their PERSISTED.
+	inflight []*fragment
+	connID   uint64 // the live connection (0: none)
 	cur     *fragment   // being built (last of frags), nil before the first keyframe
 	seq     uint64
 	lastTC  int64
@@ -72,6 +77,7 @@ type Native struct {
 	st         Stats
 	lastErr    error
 
+	seqConn      uint64
 	endpoint     string
 	discoveredAt time.Time
 
@@ -86,6 +92,8 @@ type fragment struct {
 	bytes     int64
 	complete  bool
 	persisted bool
+	sentOn    uint64 // connection that carried it whole
+	nframes   int
 }
 
 type frameData struct {
@@ -277,6 +285,13 @@ func (d *Native) enforceBoundLocked() []Event {
 			break
 		}
 		d.removeLocked(0)
+		if d.connID != 0 && old.sentOn == d.connID {
+			// On the wire already: keep its identity until the connection
+			// says PERSISTED or ends.
+			old.nframes, old.frames = len(old.frames), nil
+			d.inflight = append(d.inflight, old)
+			continue
+		}
 		frs++
 		frames += len(old.frames)
 	}
@@ -521,8 +536,22 @@ func (d *Native) connection(ctx context.Context) (progressed bool, err error) {
 		d.mu.Lock()
 		d.writingMid = false
 		d.st.Connected = false
+		d.connID = 0
+		lost := d.inflight
+		d.inflight = nil
+		frames := 0
+		for _, f := range lost {
+			frames += f.nframes
+		}
+		d.st.FragmentsDropped += uint64(len(lost))
+		d.st.FramesDropped += uint64(frames)
 		d.mu.Unlock()
 		d.emit(Event{Type: EventDisconnected, Err: err})
+		if len(lost) > 0 {
+			d.log.Warn("fragments given up", "fragments", len(lost), "frames", frames, "reason", "evicted from the retry buffer, not acknowledged")
+			d.emit(Event{Type: EventFragmentsDropped, Fragments: len(lost), Frames: frames,
+				Err: fmt.Errorf("%w: %d fragment(s), %d frame(s) evicted from the retry buffer and never acknowledged", ErrGivenUp, len(lost), frames)})
+		}
 	}()
 	persisted0 := d.Stats().Persisted
 	err = d.write(ctx, c, creds, now)
@@ -542,6 +571,11 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 	if _, err := c.pw.Write(hdr); err != nil {
 		return d.connErr(c, err)
 	}
+	d.mu.Lock()
+	d.seqConn++
+	connID := d.seqConn
+	d.connID = connID
+	d.mu.Unlock()
 	var curSeq uint64
 	curIdx := 0
 	tick := time.NewTicker(time.Second)
@@ -585,6 +619,7 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 			continue
 		}
 		if f != nil && f.complete {
+			f.sentOn = connID
 			curSeq, curIdx = f.seq+1, 0
 			d.writingMid = false
 			d.mu.Unlock()
@@ -726,6 +761,12 @@ func (d *Native) handleAck(c *conn, a Ack) error {
 			if f.tc == a.FragmentTimecode && f.complete {
 				f.persisted = true
 				d.removeLocked(i)
+				break
+			}
+		}
+		for i, f := range d.inflight {
+			if f.tc == a.FragmentTimecode {
+				d.inflight = append(d.inflight[:i], d.inflight[i+1:]...)
 				break
 			}
 		}

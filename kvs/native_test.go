@@ -1,8 +1,14 @@
 package kvs_test
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/skyline-go/skyline"
 
 	"github.com/skyline-go/skyline/kvs"
 	"github.com/skyline-go/skyline/kvs/kvslocal"
@@ -37,4 +43,255 @@ func TestNativeToLocal(t *testing.T) {
 	if uint64(len(frs)) != st.Fragments {
 		t.Fatalf("endpoint stored %d fragments, client cut %d", len(frs), st.Fragments)
 	}
+}
+
+func nativeConfig(srv *kvslocal.Server, clock *testClock, ev *events) kvs.Config {
+	return kvs.Config{Region: "us-east-1", Stream: "cam1", Credentials: staticCreds(), Endpoint: srv.URL(),
+		OnEvent: ev.add, Clock: clock, MinBackoff: 50 * time.Millisecond, MaxBackoff: 400 * time.Millisecond}
+}
+
+// errorsAfter counts EventError events after index i.
+func errorsAfter(evs []kvs.Event, i int) []kvs.Event {
+	var out []kvs.Event
+	for _, ev := range evs[min(i, len(evs)):] {
+		if ev.Type == kvs.EventError {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// The endpoint stops for 10 s of stream time and comes back: the client
+// backs off, reconnects and re-sends; no frame is lost.
+func TestNativeOutage(t *testing.T) {
+	const w, h, fps, n = 320, 240, 15, 450
+	dir := t.TempDir()
+	srv := startLocal(t, kvslocal.Config{DataDir: dir})
+	addr := srv.Addr()
+	ev := newEvents()
+	clock := newTestClock(time.Unix(1_700_000_000, 0))
+	dst, err := kvs.NewNative(nativeConfig(srv, clock, ev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStream(t, dst, w, h, fps, clock, n)
+	s.put(150)
+	ev.wait(t, "3 fragments persisted", time.Minute, func(e []kvs.Event) bool { return countAcks(e, kvs.AckPersisted) >= 3 })
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mark := len(ev.snapshot())
+	s.put(300) // 10 s of frames while the endpoint is down
+	evs := ev.wait(t, "4 failed reconnections", time.Minute, func(e []kvs.Event) bool { return len(errorsAfter(e, mark)) >= 4 })
+	errs := errorsAfter(evs, mark)
+	for i := 1; i < len(errs); i++ {
+		if errs[i].Backoff < errs[i-1].Backoff {
+			t.Fatalf("backoff decreased: %v then %v", errs[i-1].Backoff, errs[i].Backoff)
+		}
+	}
+	if errs[len(errs)-1].Backoff <= errs[0].Backoff || dst.Err() == nil || dst.Stats().Connected {
+		t.Fatalf("backoffs %v..%v, Err %v, stats %+v", errs[0].Backoff, errs[len(errs)-1].Backoff, dst.Err(), dst.Stats())
+	}
+	t.Logf("during the outage: %v", dst.Err())
+	srv2 := startLocal(t, kvslocal.Config{DataDir: dir, Listen: addr})
+	s.put(n)
+	if err := s.sl.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	st := dst.Stats()
+	t.Logf("stats %+v", st)
+	if st.FragmentsDropped != 0 || st.FramesDropped != 0 || st.Connections < 2 || st.BufferedFragments != 0 || dst.Err() != nil {
+		t.Fatalf("stats %+v err %v: want no loss, a reconnection and recovery", st, dst.Err())
+	}
+	checkStored(t, srv2, "cam1", s, n)
+}
+
+// With a retry bound shorter than the outage, the oldest fragments are
+// given up, counted and reported; the rest arrives.
+func TestNativeBoundTooSmall(t *testing.T) {
+	const w, h, fps, n = 160, 120, 15, 450
+	dir := t.TempDir()
+	srv := startLocal(t, kvslocal.Config{DataDir: dir})
+	addr := srv.Addr()
+	ev := newEvents()
+	clock := newTestClock(time.Unix(1_700_000_000, 0))
+	cfg := nativeConfig(srv, clock, ev)
+	cfg.RetryBufferDuration = 3 * time.Second
+	dst, err := kvs.NewNative(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStream(t, dst, w, h, fps, clock, n)
+	s.put(150)
+	ev.wait(t, "3 fragments persisted", time.Minute, func(e []kvs.Event) bool { return countAcks(e, kvs.AckPersisted) >= 3 })
+	_ = srv.Close()
+	mark := len(ev.snapshot())
+	s.put(300)
+	ev.wait(t, "a failed reconnection", time.Minute, func(e []kvs.Event) bool { return len(errorsAfter(e, mark)) >= 1 })
+	evs := ev.wait(t, "fragments dropped", time.Minute, func(e []kvs.Event) bool { return count(e, kvs.EventFragmentsDropped) >= 1 })
+	srv2 := startLocal(t, kvslocal.Config{DataDir: dir, Listen: addr})
+	s.put(n)
+	if err := s.sl.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	evs = ev.snapshot()
+	st := dst.Stats()
+	t.Logf("stats %+v", st)
+	var reported, reportedFrames int
+	for _, e := range evs {
+		if e.Type == kvs.EventFragmentsDropped {
+			reported += e.Fragments
+			reportedFrames += e.Frames
+			if !errors.Is(e.Err, kvs.ErrGivenUp) {
+				t.Fatalf("drop event error %v", e.Err)
+			}
+		}
+	}
+	if st.FragmentsDropped == 0 || uint64(reported) != st.FragmentsDropped || uint64(reportedFrames) != st.FramesDropped {
+		t.Fatalf("dropped %d fragments / %d frames, reported %d / %d", st.FragmentsDropped, st.FramesDropped, reported, reportedFrames)
+	}
+	frs, err := srv2.Fragments("cam1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := 0
+	last := int64(0)
+	for _, f := range frs {
+		for _, tc := range f.FrameTimecodes {
+			if tc <= last {
+				t.Fatalf("stored timecodes not increasing: %d after %d", tc, last)
+			}
+			last = tc
+			stored++
+		}
+	}
+	// Every frame is stored or counted as given up. A fragment evicted
+	// after it was sent whose acknowledgement the outage swallowed may be
+	// both (its fate is unknown to the client, so it is reported).
+	if uint64(stored)+st.FramesDropped < n || stored >= n {
+		t.Fatalf("stored %d + dropped %d vs %d sent: a loss was not counted", stored, st.FramesDropped, n)
+	}
+	t.Logf("stored %d frames, %d given up and reported", stored, st.FramesDropped)
+}
+
+// Bad signature, unknown access key and an unknown stream on a strict
+// endpoint: a clear error reaches the program, retries back off, Close
+// ends in time and reports what was not delivered.
+func TestNativeErrors(t *testing.T) {
+	cases := []struct {
+		name   string
+		strict bool
+		ak, sk string
+		want   string
+	}{
+		{"bad-signature", false, testAK, "wrong/secret/key/0123456789abcdefXYZ", "InvalidSignatureException"},
+		{"unknown-key", false, "AKIDUNKNOWN000000001", testSK, "UnrecognizedClientException"},
+		{"unknown-stream-strict", true, testAK, testSK, "ResourceNotFoundException"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var logs logBuffer
+			srv := startLocal(t, kvslocal.Config{Strict: c.strict, Logger: logs.logger()})
+			ev := newEvents()
+			clock := newTestClock(time.Unix(1_700_000_000, 0))
+			cfg := nativeConfig(srv, clock, ev)
+			cfg.Credentials = credentials.NewStaticCredentialsProvider(c.ak, c.sk, "")
+			cfg.CloseTimeout = 300 * time.Millisecond
+			cfg.MinBackoff, cfg.MaxBackoff = 20*time.Millisecond, 160*time.Millisecond
+			cfg.Logger = logs.logger()
+			dst, err := kvs.NewNative(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := newStream(t, dst, 160, 120, 15, clock, 100)
+			s.put(45)
+			evs := ev.wait(t, "5 errors", time.Minute, func(e []kvs.Event) bool { return count(e, kvs.EventError) >= 5 })
+			errs := errorsAfter(evs, 0)
+			for i, e := range errs {
+				if !strings.Contains(e.Err.Error(), c.want) {
+					t.Fatalf("error %d: %v, want %s", i, e.Err, c.want)
+				}
+				if i > 0 && e.Backoff < errs[i-1].Backoff {
+					t.Fatalf("backoff decreased: %v", e.Backoff)
+				}
+			}
+			if errs[4].Backoff <= errs[0].Backoff {
+				t.Fatalf("no backoff growth: %v .. %v", errs[0].Backoff, errs[4].Backoff)
+			}
+			if err := dst.Err(); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(dst.Stats().LastError, c.want) {
+				t.Fatalf("Err() = %v", err)
+			}
+			if s.sl.State() != skyline.StateStreaming {
+				t.Fatalf("SkyLine state %v: a failing destination must not stop the stream", s.sl.State())
+			}
+			t.Logf("error reaching the program: %v", dst.Err())
+			start := time.Now()
+			if err := s.sl.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("Stop took %v", d)
+			}
+			st := dst.Stats()
+			if st.FragmentsDropped == 0 || st.Persisted != 0 || count(ev.snapshot(), kvs.EventFragmentsDropped) == 0 {
+				t.Fatalf("stats %+v: undelivered fragments must be counted and reported", st)
+			}
+			noSecrets(t, logs.String(), ev.snapshot(), testSK, c.sk)
+		})
+	}
+}
+
+// Temporary credentials expiring every 60 s: the client rotates its
+// connection with fresh ones; 200 s of stream arrive without a gap and no
+// secret is logged.
+func TestNativeTemporaryCredentials(t *testing.T) {
+	const w, h, fps, n = 160, 120, 5, 1000
+	var logs logBuffer
+	clock := newTestClock(time.Unix(1_700_000_000, 0))
+	p := &tempProvider{clock: clock, ttl: 60 * time.Second}
+	srv := startLocal(t, kvslocal.Config{Lookup: p.lookup, Clock: clock, Logger: logs.logger()})
+	ev := newEvents()
+	cfg := nativeConfig(srv, clock, ev)
+	cfg.Credentials = p
+	cfg.Logger = logs.logger()
+	dst, err := kvs.NewNative(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl, err := skyline.New(skyline.Config{Clock: clock, NoDotEnv: true, QueueSize: n, Logger: logs.logger()}, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sl.Close()
+	s := &stream{t: t, sl: sl, w: w, h: h, fps: fps, base: clock.Now().Add(time.Millisecond), clock: clock}
+	if err := sl.Start(skyline.Params{FPS: fps, Width: w, Height: h}); err != nil {
+		t.Fatal(err)
+	}
+	s.put(n)
+	if err := sl.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	st := dst.Stats()
+	t.Logf("stats %+v, %d credentials issued", st, p.count())
+	if st.Connections < 4 || st.Persisted != st.Fragments || st.FragmentsDropped != 0 || st.FramesDropped != 0 {
+		t.Fatalf("stats %+v: want >= 4 connections (3 refreshes), all persisted", st)
+	}
+	if p.count() < 4 {
+		t.Fatalf("%d credentials issued, want >= 4", p.count())
+	}
+	frs := checkStored(t, srv, "cam1", s, n)
+	var prev int64
+	for _, f := range frs {
+		for _, tc := range f.FrameTimecodes {
+			if prev != 0 && (tc-prev < 199 || tc-prev > 201) {
+				t.Fatalf("timecode gap: %d after %d", tc, prev)
+			}
+			prev = tc
+		}
+	}
+	var secrets []string
+	for _, c := range p.issued {
+		secrets = append(secrets, c.SecretAccessKey, c.SessionToken)
+	}
+	noSecrets(t, logs.String(), ev.snapshot(), secrets...)
 }

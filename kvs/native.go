@@ -64,12 +64,12 @@ type Native struct {
 	// sent whole on the live connection; lost only if that connection ends
 	// without their PERSISTED.
 	inflight []*fragment
-	connID   uint64 // the live connection (0: none)
-	cur     *fragment   // being built (last of frags), nil before the first keyframe
-	seq     uint64
-	lastTC  int64
-	keyReq  bool
-	codec   []byte // avcC
+	connID   uint64    // the live connection (0: none)
+	cur      *fragment // being built (last of frags), nil before the first keyframe
+	seq      uint64
+	lastTC   int64
+	keyReq   bool
+	codec    []byte // avcC
 	// the fragment the live connection is in the middle of writing
 	writingSeq uint64
 	writingMid bool

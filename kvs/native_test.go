@@ -22,7 +22,10 @@ func TestNativeToLocal(t *testing.T) {
 	ev := newEvents()
 	clock := newTestClock(time.Unix(1_700_000_000, 0))
 	dst, err := kvs.NewNative(kvs.Config{Region: "us-east-1", Stream: "cam1", Credentials: staticCreds(),
-		Endpoint: srv.URL(), OnEvent: func(e kvs.Event) { t.Logf("event %v %v %d %v", e.Type, e.Ack.EventType, e.Ack.FragmentTimecode, e.Err); ev.add(e) }, Clock: clock})
+		Endpoint: srv.URL(), OnEvent: func(e kvs.Event) {
+			t.Logf("event %v %v %d %v", e.Type, e.Ack.EventType, e.Ack.FragmentTimecode, e.Err)
+			ev.add(e)
+		}, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

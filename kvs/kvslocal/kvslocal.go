@@ -46,7 +46,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-
 )
 
 // Limits of the service that the endpoint enforces.

@@ -423,4 +423,3 @@ func (ss *session) finish() error {
 	ss.ack(ack{EventType: "PERSISTED", FragmentTimecode: ss.tc, FragmentNumber: num})
 	return nil
 }
-

@@ -2,6 +2,7 @@ package kvs_test
 
 import (
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -297,4 +298,37 @@ func TestNativeTemporaryCredentials(t *testing.T) {
 		secrets = append(secrets, c.SecretAccessKey, c.SessionToken)
 	}
 	noSecrets(t, logs.String(), ev.snapshot(), secrets...)
+}
+
+// The endpoint override the standard way: AWS_ENDPOINT_URL_KINESIS_VIDEO,
+// with region and credentials from the environment too (the default
+// chain), and CreateStream on a strict endpoint.
+func TestEndpointFromEnvironment(t *testing.T) {
+	srv := startLocal(t, kvslocal.Config{Strict: true})
+	t.Setenv("AWS_ENDPOINT_URL_KINESIS_VIDEO", srv.URL())
+	t.Setenv("AWS_REGION", "eu-central-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", testAK)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", testSK)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	ev := newEvents()
+	clock := newTestClock(time.Unix(1_700_000_000, 0))
+	dst, err := kvs.New(kvs.Config{Stream: "from-env", CreateStream: true, OnEvent: ev.add, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := dst.(skyline.Receiver); !ok {
+		t.Fatal("the native backend is not a Receiver")
+	}
+	s := newStream(t, dst, 160, 120, 15, clock, 60)
+	s.put(60)
+	if err := s.sl.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st := dst.Stats(); st.Persisted != st.Fragments || st.Fragments == 0 || count(ev.snapshot(), kvs.EventStreamCreated) != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	checkStored(t, srv, "from-env", s, 60)
 }

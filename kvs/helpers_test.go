@@ -322,3 +322,16 @@ func noSecrets(t *testing.T, logs string, evs []kvs.Event, secrets ...string) {
 		}
 	}
 }
+
+// putPaced sends frames up to n like put, but every `every` frames waits
+// until the destination holds at most `ahead` unpersisted fragments, so the
+// test clock moves with the client instead of racing ahead of it.
+func (s *stream) putPaced(n, every, ahead int, dst *kvs.Native, ev *events) {
+	s.t.Helper()
+	for s.next < n {
+		s.put(min(n, s.next+every))
+		ev.wait(s.t, "the client to catch up", time.Minute, func([]kvs.Event) bool {
+			return dst.Stats().BufferedFragments <= ahead
+		})
+	}
+}

@@ -271,7 +271,7 @@ func TestNativeTemporaryCredentials(t *testing.T) {
 	if err := sl.Start(skyline.Params{FPS: fps, Width: w, Height: h}); err != nil {
 		t.Fatal(err)
 	}
-	s.put(n)
+	s.putPaced(n, 10, 2, dst, ev)
 	if err := sl.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -331,4 +331,31 @@ func TestEndpointFromEnvironment(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	checkStored(t, srv, "from-env", s, 60)
+}
+
+// Connections are rotated before the service's connection limit and the
+// data endpoint is looked up again, without losing a frame.
+func TestNativeRotationAndRediscovery(t *testing.T) {
+	const w, h, fps, n = 160, 120, 5, 400 // 80 s
+	srv := startLocal(t, kvslocal.Config{})
+	ev := newEvents()
+	clock := newTestClock(time.Unix(1_700_000_000, 0))
+	cfg := nativeConfig(srv, clock, ev)
+	cfg.MaxConnectionDuration = 15 * time.Second
+	cfg.RediscoverInterval = 25 * time.Second
+	dst, err := kvs.NewNative(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStream(t, dst, w, h, fps, clock, n)
+	s.putPaced(n, 10, 2, dst, ev)
+	if err := s.sl.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	st := dst.Stats()
+	t.Logf("stats %+v; getDataEndpoint %d, putMedia %d", st, srv.Requests("getDataEndpoint"), srv.Requests("putMedia"))
+	if st.Connections < 5 || st.Errors != 0 || st.FragmentsDropped != 0 || srv.Requests("getDataEndpoint") < 3 {
+		t.Fatalf("stats %+v, %d getDataEndpoint: want >= 5 connections and >= 3 discoveries", st, srv.Requests("getDataEndpoint"))
+	}
+	checkStored(t, srv, "cam1", s, n)
 }

@@ -96,6 +96,7 @@ type Server struct {
 	streams map[string]*stream
 	fragNo  uint64
 	conns   uint64
+	ops     map[string]int
 	wg      sync.WaitGroup
 	closed  bool
 }
@@ -155,7 +156,7 @@ func New(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("kvslocal: data folder: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With(slog.String("component", "kvslocal")), signer: v4.NewSigner(), streams: map[string]*stream{}}
+	s := &Server{cfg: cfg, log: cfg.Logger.With(slog.String("component", "kvslocal")), signer: v4.NewSigner(), streams: map[string]*stream{}, ops: map[string]int{}}
 	if err := s.load(); err != nil {
 		return nil, err
 	}
@@ -215,6 +216,20 @@ func (s *Server) Close() error {
 	err := s.srv.Close()
 	s.wg.Wait()
 	return err
+}
+
+func (s *Server) count(path string) {
+	s.mu.Lock()
+	s.ops[strings.TrimPrefix(path, "/")]++
+	s.mu.Unlock()
+}
+
+// Requests counts the requests received per operation ("describeStream",
+// "getDataEndpoint", "putMedia", ...), accepted or not.
+func (s *Server) Requests(op string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ops[op]
 }
 
 // Streams lists the known streams.
@@ -444,6 +459,7 @@ func (s *Server) control(f controlFunc) http.HandlerFunc {
 			writeErr(w, &apiError{http.StatusBadRequest, "InvalidSignatureException", "x-amz-content-sha256 does not match the body"})
 			return
 		}
+		s.count(r.URL.Path)
 		if e := s.verify(r, hash); e != nil {
 			s.log.Warn("request refused", "path", r.URL.Path, "error", e.typ)
 			writeErr(w, e)

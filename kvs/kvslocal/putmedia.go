@@ -59,6 +59,7 @@ type session struct {
 }
 
 func (s *Server) putMedia(w http.ResponseWriter, r *http.Request) {
+	s.count(r.URL.Path)
 	hash := r.Header.Get("X-Amz-Content-Sha256")
 	if hash == "" {
 		hash = emptySHA256

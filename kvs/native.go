@@ -581,7 +581,6 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var buf []byte
-	finishing := false
 	for {
 		d.mu.Lock()
 		var f *fragment
@@ -594,7 +593,7 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 		if f != nil && f.seq != curSeq {
 			curSeq, curIdx = f.seq, 0
 		}
-		if f != nil && curIdx == 0 && !finishing {
+		if f != nil && curIdx == 0 {
 			if why := d.rotateReason(creds, connStart); why != "" {
 				d.mu.Unlock()
 				d.log.Info("rotating PutMedia connection", "reason", why)
@@ -629,7 +628,7 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 		unacked := len(d.frags) > 0
 		lastAck := c.lastAck
 		d.mu.Unlock()
-		if closing && f == nil && !finishing {
+		if closing && f == nil {
 			// Everything is written: end the body and collect the acks.
 			return d.finish(ctx, c)
 		}

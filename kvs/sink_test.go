@@ -83,8 +83,17 @@ func TestFileCredentialsTemporary(t *testing.T) {
 	clock := newTestClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	p := &tempProvider{clock: clock, ttl: 15 * time.Minute}
 	ev := newEvents()
+	var logs logBuffer
 	cfg := sinkConfig(t, kvs.CredentialsFile, p, clock)
 	cfg.OnEvent = ev.add
+	cfg.Logger = logs.logger()
+	defer func() {
+		var secrets []string
+		for _, c := range p.issued {
+			secrets = append(secrets, c.SecretAccessKey, c.SessionToken)
+		}
+		noSecrets(t, logs.String(), ev.snapshot(), secrets...)
+	}()
 	s, err := kvs.NewSink(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -205,8 +205,14 @@ func (s *session) startError(err error) error {
 func (s *session) watchBus() {
 	defer s.wg.Done()
 	for {
-		m, ok := s.pipe.PopMessage(-1)
+		// A bounded wait: the wake message can be flushed away when the
+		// pipeline goes to NULL (its bus flushes), so stopping is also
+		// checked between messages.
+		m, ok := s.pipe.PopMessage(100 * time.Millisecond)
 		if !ok {
+			if s.stopping.Load() {
+				return
+			}
 			continue
 		}
 		switch m.Kind {

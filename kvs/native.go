@@ -625,7 +625,16 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 			continue
 		}
 		closing := d.closing
-		unacked := len(d.frags) > 0
+		// Only fragments sent whole on this connection await an ack: a
+		// fragment still being built (a paused producer) does not.
+		unacked := false
+		for _, x := range d.frags {
+			if x.complete && x.sentOn == connID {
+				unacked = true
+				break
+			}
+		}
+		unacked = unacked || len(d.inflight) > 0
 		lastAck := c.lastAck
 		d.mu.Unlock()
 		if closing && f == nil {

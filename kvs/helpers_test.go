@@ -87,6 +87,7 @@ func (e *events) wait(t *testing.T, what string, timeout time.Duration, pred fun
 		}
 		select {
 		case <-e.ch:
+		case <-time.After(10 * time.Millisecond): // predicates may read Stats too
 		case <-deadline.C:
 			t.Fatalf("timed out waiting for %s; %d events, last: %v", what, len(evs), lastEvents(evs, 5))
 		}
@@ -331,7 +332,8 @@ func (s *stream) putPaced(n, every, ahead int, dst *kvs.Native, ev *events) {
 	for s.next < n {
 		s.put(min(n, s.next+every))
 		ev.wait(s.t, "the client to catch up", time.Minute, func([]kvs.Event) bool {
-			return dst.Stats().BufferedFragments <= ahead
+			st := dst.Stats()
+			return st.Frames >= uint64(s.next) && st.BufferedFragments <= ahead
 		})
 	}
 }

@@ -271,7 +271,7 @@ func TestNativeTemporaryCredentials(t *testing.T) {
 	if err := sl.Start(skyline.Params{FPS: fps, Width: w, Height: h}); err != nil {
 		t.Fatal(err)
 	}
-	s.putPaced(n, 10, 2, dst, ev)
+	s.putPaced(n, 10, 1, dst, ev)
 	if err := sl.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -341,14 +341,14 @@ func TestNativeRotationAndRediscovery(t *testing.T) {
 	ev := newEvents()
 	clock := newTestClock(time.Unix(1_700_000_000, 0))
 	cfg := nativeConfig(srv, clock, ev)
-	cfg.MaxConnectionDuration = 15 * time.Second
+	cfg.MaxConnectionDuration = 10 * time.Second
 	cfg.RediscoverInterval = 25 * time.Second
 	dst, err := kvs.NewNative(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := newStream(t, dst, w, h, fps, clock, n)
-	s.putPaced(n, 10, 2, dst, ev)
+	s.putPaced(n, 10, 1, dst, ev)
 	if err := s.sl.Stop(); err != nil {
 		t.Fatal(err)
 	}

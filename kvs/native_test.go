@@ -359,3 +359,52 @@ func TestNativeRotationAndRediscovery(t *testing.T) {
 	}
 	checkStored(t, srv, "cam1", s, n)
 }
+
+// Fragments the service rejects for good (ERROR 4004: timecode lower than
+// the stream's previous fragment, here because another producer wrote
+// later media first) are given up, counted and reported, with the error id
+// reaching the program.
+func TestNativeRejectedFragments(t *testing.T) {
+	srv := startLocal(t, kvslocal.Config{})
+	// A first producer writes media one hour ahead.
+	evA := newEvents()
+	clockA := newTestClock(time.Unix(1_700_003_600, 0))
+	a, err := kvs.NewNative(nativeConfig(srv, clockA, evA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := newStream(t, a, 160, 120, 15, clockA, 30)
+	sa.put(30)
+	if err := sa.sl.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.Stats(); st.Persisted == 0 || st.Persisted != st.Fragments {
+		t.Fatalf("first producer: %+v", st)
+	}
+	ev := newEvents()
+	clock := newTestClock(time.Unix(1_700_000_000, 0))
+	cfg := nativeConfig(srv, clock, ev)
+	cfg.MinBackoff, cfg.MaxBackoff, cfg.CloseTimeout = 20*time.Millisecond, 100*time.Millisecond, 2*time.Second
+	b, err := kvs.NewNative(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := newStream(t, b, 160, 120, 15, clock, 60)
+	sb.put(60)
+	ev.wait(t, "a rejected fragment given up", time.Minute, func(e []kvs.Event) bool { return count(e, kvs.EventFragmentsDropped) >= 1 })
+	if err := sb.sl.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	st := b.Stats()
+	var fe *kvs.FragmentError
+	found := false
+	for _, e := range ev.snapshot() {
+		if e.Type == kvs.EventAck && e.Ack.EventType == kvs.AckError {
+			found = errors.As(e.Err, &fe) && fe.Ack.ErrorID == 4004 && strings.Contains(e.Err.Error(), "lower than the previous")
+		}
+	}
+	if !found || st.AckErrors == 0 || st.Persisted != 0 || st.FragmentsDropped != st.Fragments || st.FramesDropped != 60 {
+		t.Fatalf("stats %+v, 4004 seen %v", st, found)
+	}
+	t.Logf("reported: %v", fe)
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -286,5 +287,24 @@ func TestConfigErrors(t *testing.T) {
 		if _, err := kvs.New(c); !errors.Is(err, skyline.ErrInvalidConfig) {
 			t.Errorf("%+v: err = %v", c, err)
 		}
+	}
+}
+
+// The per-frame refresh check of the file handler: one atomic load and a
+// comparison.
+func BenchmarkBeforePut(b *testing.B) {
+	clock := newTestClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	p := &tempProvider{clock: clock, ttl: time.Hour}
+	cfg := kvs.Config{Region: "eu-west-1", Stream: "bench", Backend: kvs.BackendKVSSink, Credentials: p, Clock: clock,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		KVSSink: kvs.SinkOptions{CredentialPath: filepath.Join(b.TempDir(), "cred")}}
+	s, err := kvs.NewSink(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := clock.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		s.BeforePut(now)
 	}
 }

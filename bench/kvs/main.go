@@ -79,6 +79,8 @@ type result struct {
 
 func (r result) cpuPct() float64 { return 100 * r.cpu.Seconds() / r.wall.Seconds() }
 
+func (r result) perFrame() float64 { return 1000 * r.cpu.Seconds() / float64(max(r.frames, 1)) }
+
 func run(dur time.Duration, w, h, fps, kbps int) error {
 	tmp, err := os.MkdirTemp("", "kvs-bench-")
 	if err != nil {
@@ -132,11 +134,11 @@ func run(dur time.Duration, w, h, fps, kbps int) error {
 	}
 	acked = native.Stats()
 
-	fmt.Printf("\n%-14s %8s %10s %12s %8s\n", "destination", "frames", "CPU", "CPU time", "RSS max")
+	fmt.Printf("\n%-14s %8s %10s %12s %14s %8s\n", "destination", "frames", "CPU", "CPU time", "CPU per frame", "RSS max")
 	for _, r := range []result{rFile, rKVS} {
-		fmt.Printf("%-14s %8d %9.1f%% %11.2fs %6d MB\n", r.name, r.frames, r.cpuPct(), r.cpu.Seconds(), r.rssMax/1024)
+		fmt.Printf("%-14s %8d %9.1f%% %11.2fs %11.2f ms %6d MB\n", r.name, r.frames, r.cpuPct(), r.cpu.Seconds(), r.perFrame(), r.rssMax/1024)
 	}
-	fmt.Printf("\nratios kvs/file: CPU %.2f, RSS %.2f\n", rKVS.cpuPct()/rFile.cpuPct(), float64(rKVS.rssMax)/float64(rFile.rssMax))
+	fmt.Printf("\nratios kvs/file: CPU %.2f, CPU per frame %.2f, RSS %.2f\n", rKVS.cpuPct()/rFile.cpuPct(), rKVS.perFrame()/rFile.perFrame(), float64(rKVS.rssMax)/float64(rFile.rssMax))
 	fmt.Printf("native KVS cost per stream: %+.1f%% of a CPU, %+d MB RSS\n", rKVS.cpuPct()-rFile.cpuPct(), (rKVS.rssMax-rFile.rssMax)/1024)
 	fmt.Printf("kvs: %d fragments, %d persisted, %d dropped, %d connections\n", acked.Fragments, acked.Persisted, acked.FragmentsDropped, acked.Connections)
 	return nil

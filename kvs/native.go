@@ -233,6 +233,7 @@ func (d *Native) WriteAccessUnit(au *skyline.AccessUnit) {
 		if d.info.RequestKeyframe != nil {
 			d.info.RequestKeyframe()
 		}
+		d.emit(Event{Type: EventFragmentsDropped, Frames: 1, Err: fmt.Errorf("%w: a frame before the first keyframe", ErrGivenUp)})
 		return
 	case au.Keyframe && (d.cur == nil || tc-d.cur.tc >= fragMS):
 		if d.cur != nil {
@@ -247,11 +248,14 @@ func (d *Native) WriteAccessUnit(au *skyline.AccessUnit) {
 		// Too long without a keyframe: close the fragment and wait.
 		d.cur.complete = true
 		d.st.FramesDropped++
+		into := tc - d.cur.tc
 		d.mu.Unlock()
 		d.signal()
 		if d.info.RequestKeyframe != nil {
 			d.info.RequestKeyframe()
 		}
+		d.emit(Event{Type: EventFragmentsDropped, Frames: 1,
+			Err: fmt.Errorf("%w: a frame %d ms into a fragment without a keyframe (KVS limit 10 s)", ErrGivenUp, into)})
 		return
 	}
 	d.lastTC = tc

@@ -489,7 +489,6 @@ type conn struct {
 	cancel  context.CancelFunc
 	done    chan struct{} // the request goroutine ended
 	err     error         // why it ended (set before done closes)
-	started chan struct{} // HTTP 200 received
 	lastAck time.Time     // under Native.mu
 }
 
@@ -516,13 +515,16 @@ func (d *Native) connection(ctx context.Context) (progressed bool, err error) {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
-	c := &conn{pr: pr, pw: pw, cancel: cancel, done: make(chan struct{}), started: make(chan struct{})}
+	c := &conn{pr: pr, pw: pw, cancel: cancel, done: make(chan struct{})}
 	req, err := http.NewRequestWithContext(cctx, http.MethodPost, ep+"/putMedia", pr)
 	if err != nil {
 		return false, fmt.Errorf("kvs: data endpoint %q: %w", ep, err)
 	}
 	d.mu.Lock()
-	startTC := d.frags[0].tc
+	startTC := now.UnixMilli()
+	if len(d.frags) > 0 {
+		startTC = d.frags[0].tc
+	}
 	d.mu.Unlock()
 	req.Header.Set("x-amzn-stream-name", d.cfg.Stream)
 	req.Header.Set("x-amzn-fragment-timecode-type", "ABSOLUTE")

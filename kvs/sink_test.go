@@ -296,7 +296,7 @@ func BenchmarkBeforePut(b *testing.B) {
 	clock := newTestClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	p := &tempProvider{clock: clock, ttl: time.Hour}
 	cfg := kvs.Config{Region: "eu-west-1", Stream: "bench", Backend: kvs.BackendKVSSink, Credentials: p, Clock: clock,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		KVSSink: kvs.SinkOptions{CredentialPath: filepath.Join(b.TempDir(), "cred")}}
 	s, err := kvs.NewSink(cfg)
 	if err != nil {

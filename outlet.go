@@ -207,9 +207,11 @@ func (o *outlet) startBranch(now time.Time) {
 
 // fail tears the branch down, reports it and schedules a retry.
 func (o *outlet) fail(err error) {
+	msg := maskSecrets(err.Error())
 	if sec, ok := o.dest.(interface{ Secrets() []string }); ok {
-		err = errors.New(mask(err.Error(), sec.Secrets()))
+		msg = mask(msg, sec.Secrets())
 	}
+	err = errors.New(msg)
 	o.up.Store(false)
 	if o.branch != nil {
 		o.branch.abort()

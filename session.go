@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -391,6 +392,16 @@ func (s *session) destinationCounts() (written, lost []int64) {
 		lost = append(lost, o.lost.Load())
 	}
 	return written, lost
+}
+
+// secretProps matches property assignments whose values are secrets
+// (kvssink's access-key, secret-key and session-token, passwords).
+var secretProps = regexp.MustCompile(`\b([a-z-]*(?:secret|token|access-key|password|passwd|user-pw|passphrase)[a-z-]*)=("(?:[^"\\]|\\.)*"|[^\s!]+)`)
+
+// maskSecrets replaces secret property values in pipeline text (or an
+// error quoting it) so that it can be logged.
+func maskSecrets(desc string) string {
+	return secretProps.ReplaceAllString(desc, "$1=****")
 }
 
 // quoteLaunch quotes a value for gst-launch syntax.

@@ -37,6 +37,10 @@ type SkyLine struct {
 	warm     warmup
 	lastWarn time.Time
 	scratch  *image.RGBA // PutImage conversions
+	// putHooks are the destinations with an optional BeforePut(now)
+	// method, called for every frame streamed (kvssink's credential file
+	// refresh check). They must be cheap.
+	putHooks []interface{ BeforePut(time.Time) }
 
 	sessPtr  atomic.Pointer[session] // the live session, for Stats
 	statsMu  sync.Mutex              // guards the counters of closed sessions and sessPtr's counters
@@ -102,6 +106,11 @@ func New(cfg Config, dests ...Destination) (*SkyLine, error) {
 	}
 	s := &SkyLine{cfg: cfg, log: log, dests: dests, clock: cfg.Clock, encoders: encoders,
 		events: newEventQueue(cfg.OnEvent), written: make([]uint64, len(dests)), lost: make([]uint64, len(dests))}
+	for _, d := range dests {
+		if h, ok := d.(interface{ BeforePut(time.Time) }); ok {
+			s.putHooks = append(s.putHooks, h)
+		}
+	}
 	return s, nil
 }
 
@@ -131,7 +140,7 @@ func checkEncoder(element string, e Encoder) error {
 func checkBranch(d GstDestination) error {
 	p, err := gst.ParseLaunch(branchLaunch(d.Launch()))
 	if err != nil {
-		return configErr("destination %s: %v", d.Name(), err)
+		return configErr("destination %s: %s", d.Name(), maskSecrets(err.Error()))
 	}
 	p.Close()
 	return nil
@@ -267,6 +276,9 @@ func (s *SkyLine) Put(f Frame) (bool, error) {
 		if err := s.openLocked(p); err != nil {
 			return false, nil
 		}
+	}
+	for _, h := range s.putHooks {
+		h.BeforePut(now)
 	}
 	ok, err := s.sess.push(&f, now, &s.dropped)
 	if ok {

@@ -50,7 +50,8 @@ type session struct {
 	onFail   func(error)
 	eos      chan struct{}
 	eosOnce  sync.Once
-	stopping atomic.Bool
+	stopping atomic.Bool // the goroutines end
+	draining atomic.Bool // Stop is draining: errors are returned, not a new ERROR state
 	wg       sync.WaitGroup
 	lastKey  atomic.Int64 // unix nanos of the last keyframe request
 }
@@ -212,7 +213,7 @@ func (s *session) watchBus() {
 			if s.failed.CompareAndSwap(nil, &err) {
 				close(s.failedCh)
 				s.log.Error("pipeline error", "element", m.Source, "error", m.Text, "debug", m.Debug)
-				if s.onFail != nil && !s.stopping.Load() {
+				if s.onFail != nil && !s.stopping.Load() && !s.draining.Load() {
 					s.onFail(err)
 				}
 			}

@@ -360,7 +360,7 @@ func (s *SkyLine) endSessionLocked() error {
 		return nil
 	}
 	sess := s.sess
-	s.setState(StateStopped) // a failure while draining is not a new ERROR
+	sess.draining.Store(true) // a failure while draining is not a new ERROR
 	err := sess.close()
 	s.statsMu.Lock()
 	s.encoded += uint64(sess.encoded.Load())

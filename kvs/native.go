@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -44,6 +45,10 @@ const ackTimeout = 20 * time.Second
 // per connection performs the request and reads acknowledgements. Close
 // ends the session within CloseTimeout.
 type Native struct {
+	// skyEmit forwards events to the SkyLine's ordered event stream.
+	skyEmit atomic.Pointer[func(skyline.Event)]
+	wasDown atomic.Bool
+
 	cfg    Config
 	log    *slog.Logger
 	name   string
@@ -175,6 +180,38 @@ func (d *Native) emit(ev Event) {
 	if d.cfg.OnEvent != nil {
 		d.cfg.OnEvent(ev)
 	}
+	if fn := d.skyEmit.Load(); fn != nil {
+		for _, e := range d.bridge(ev) {
+			(*fn)(e)
+		}
+	}
+}
+
+// bridge translates an event for the SkyLine's own ordered event stream
+// (Config.OnEvent of the SkyLine): acknowledgements, errors, the
+// connection going down and coming back, and dropped frames.
+func (d *Native) bridge(ev Event) []skyline.Event {
+	switch ev.Type {
+	case EventAck:
+		e := skyline.Event{Kind: skyline.EventAck, Err: ev.Err,
+			Detail: fmt.Sprintf("%s fragment %s timecode %d", ev.Ack.EventType, ev.Ack.FragmentNumber, ev.Ack.FragmentTimecode)}
+		return []skyline.Event{e}
+	case EventError:
+		return []skyline.Event{{Kind: skyline.EventError, Err: ev.Err, Retry: ev.Backoff}}
+	case EventDisconnected:
+		if ev.Err == nil {
+			return nil // rotation or Close
+		}
+		d.wasDown.Store(true)
+		return []skyline.Event{{Kind: skyline.EventDestinationDown, Err: ev.Err}}
+	case EventConnected:
+		if d.wasDown.Swap(false) {
+			return []skyline.Event{{Kind: skyline.EventDestinationRecovered, Detail: "reconnected"}}
+		}
+	case EventFragmentsDropped:
+		return []skyline.Event{{Kind: skyline.EventDropped, Count: int64(ev.Frames), Err: ev.Err}}
+	}
+	return nil
 }
 
 func (d *Native) signal() {
@@ -193,6 +230,9 @@ func (d *Native) Open(info skyline.StreamInfo) error {
 		return fmt.Errorf("%w: %s is already open", skyline.ErrInvalidConfig, d.name)
 	}
 	d.info = info
+	if info.Emit != nil {
+		d.skyEmit.Store(&info.Emit)
+	}
 	d.running, d.closing = true, false
 	d.frags, d.cur, d.codec, d.keyReq, d.bytes = nil, nil, nil, false, 0
 	d.writingMid = false

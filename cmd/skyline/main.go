@@ -27,6 +27,8 @@ const usage = `usage: skyline <command> [flags]
 
 commands:
   serve     stream frames to the built-in RTSP server (default: a test pattern)
+            and to --out destinations (files, RTSP/RTMP/SRT push, KVS, GStreamer)
+  kvs-local a local Kinesis Video Streams endpoint (for tests and demos)
   version   print versions and the H.264 encoders found
   help      this text; "skyline serve -h" lists serve's flags
 `
@@ -41,6 +43,8 @@ func run(args []string) int {
 		return serve(args[1:])
 	case "version":
 		return version()
+	case "kvs-local":
+		return kvsLocal(args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return 0

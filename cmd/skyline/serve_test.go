@@ -335,3 +335,94 @@ func TestServeFileInput(t *testing.T) {
 		t.Errorf("--no-rtsp without --out: %s", out)
 	}
 }
+
+// TestServeToLocalKVS runs the documented KVS form as written, against
+// `skyline kvs-local`: the media appears under the endpoint's folder as
+// files ffprobe reads.
+func TestServeToLocalKVS(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	creds := []string{"AWS_ACCESS_KEY_ID=AKIDSKYLINETEST", "AWS_SECRET_ACCESS_KEY=skyline-test-secret", "AWS_REGION=us-east-1"}
+	local := exec.Command(binary, "kvs-local", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--data", dir)
+	local.Env = append(os.Environ(), creds...)
+	localOut, err := local.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var localErr bytes.Buffer
+	local.Stderr = &localErr
+	if err := local.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = local.Process.Kill(); _ = local.Wait() })
+	sc := bufio.NewScanner(localOut)
+	if !sc.Scan() || !strings.Contains(sc.Text(), "endpoint at http://127.0.0.1:") {
+		t.Fatalf("kvs-local did not start: %q %s", sc.Text(), localErr.String())
+	}
+	go func() { // keep reading its output
+		for sc.Scan() {
+		}
+	}()
+
+	c := &cli{cmd: exec.Command(binary, "serve", "--input", "testsrc", "--no-rtsp", "--out", "kvs://us-east-1/demo"),
+		lines: make(chan string, 100), done: make(chan error, 1)}
+	c.cmd.Env = append(os.Environ(), append(creds, fmt.Sprintf("AWS_ENDPOINT_URL_KINESIS_VIDEO=http://127.0.0.1:%d", port))...)
+	c.cmd.Stderr = &c.stderr
+	out, err := c.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.cmd.Process.Kill() })
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+		close(c.lines)
+		c.done <- c.cmd.Wait()
+	}()
+	c.line(t, "out:     kvs")
+	// Wait until two fragments (2 s each) are stored, then stop.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(dir, "demo", "fragments.jsonl"))
+		if bytes.Count(b, []byte("\n")) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no fragments stored; serve stderr: %s; kvs-local: %s", c.stderr.String(), localErr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = c.cmd.Process.Signal(os.Interrupt)
+	c.line(t, "stopped after")
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, c.stderr.String())
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "demo", "*.mkv"))
+	if len(files) == 0 {
+		t.Fatal("no media files stored")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	frames := 0
+	for _, f := range files {
+		st, err := mediatest.Probe(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Codec != "h264" || st.Width != 1280 || st.Height != 720 {
+			t.Fatalf("%s: %+v", filepath.Base(f), st)
+		}
+		frames += st.Frames
+	}
+	if frames < 60 {
+		t.Fatalf("%d frames stored", frames)
+	}
+	if strings.Contains(c.stderr.String()+localErr.String(), "skyline-test-secret") {
+		t.Fatal("a secret reached the logs")
+	}
+}

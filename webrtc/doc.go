@@ -57,6 +57,6 @@
 //
 // Events: EventViewerJoined when a viewer's peer connection connects and
 // EventViewerLeft when it ends, through StreamInfo.Emit. pion's own logs go
-// to the configured slog logger (warnings and errors at their level, the
-// rest at debug level).
+// to the configured slog logger one level down (pion's errors as
+// warnings, its warnings as info, the rest at debug level).
 package webrtc

@@ -8,8 +8,10 @@ import (
 	"github.com/pion/logging"
 )
 
-// pionLogs routes pion's logs to slog: pion's errors and warnings at their
-// level, its info and debug messages at debug level, its trace dropped.
+// pionLogs routes pion's logs to slog one level down (pion warns about
+// benign things such as a viewer closing): its errors as warnings, its
+// warnings as info, its info and debug messages at debug level, its trace
+// dropped.
 // pion never logs the server's credentials; TURN credentials are not logged
 // by pion either below trace level.
 type pionLogs struct{ log *slog.Logger }
@@ -38,7 +40,7 @@ func (l pionLogger) Debug(msg string)               { l.at(slog.LevelDebug, msg)
 func (l pionLogger) Debugf(format string, a ...any) { l.atf(slog.LevelDebug, format, a...) }
 func (l pionLogger) Info(msg string)                { l.at(slog.LevelDebug, msg) }
 func (l pionLogger) Infof(format string, a ...any)  { l.atf(slog.LevelDebug, format, a...) }
-func (l pionLogger) Warn(msg string)                { l.at(slog.LevelWarn, msg) }
-func (l pionLogger) Warnf(format string, a ...any)  { l.atf(slog.LevelWarn, format, a...) }
-func (l pionLogger) Error(msg string)               { l.at(slog.LevelError, msg) }
-func (l pionLogger) Errorf(format string, a ...any) { l.atf(slog.LevelError, format, a...) }
+func (l pionLogger) Warn(msg string)                { l.at(slog.LevelInfo, msg) }
+func (l pionLogger) Warnf(format string, a ...any)  { l.atf(slog.LevelInfo, format, a...) }
+func (l pionLogger) Error(msg string)               { l.at(slog.LevelWarn, msg) }
+func (l pionLogger) Errorf(format string, a ...any) { l.atf(slog.LevelWarn, format, a...) }

@@ -95,8 +95,8 @@ type ServerConfig struct {
 	MaxViewers int
 
 	// Logger is the parent logger; the server logs with component=webrtc,
-	// and pion's own logs go there too (its warnings and errors at their
-	// level, the rest at debug level). Default slog.Default().
+	// and pion's own logs go there too, one level down (pion's errors as
+	// warnings, its warnings as info, the rest at debug level). Default slog.Default().
 	Logger *slog.Logger
 }
 

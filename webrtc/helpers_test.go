@@ -2,6 +2,7 @@ package webrtc_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -183,9 +184,18 @@ type decoded struct {
 // fails after d. It checks each picture's number is readable.
 func decodeN(t *testing.T, c *whepclient.Client, w, h, n int, d time.Duration) []decoded {
 	t.Helper()
-	dec, err := whepclient.NewDecoder()
+	pics, err := tryDecodeN(c, w, h, n, d)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return pics
+}
+
+// tryDecodeN is decodeN returning its error (for goroutines).
+func tryDecodeN(c *whepclient.Client, w, h, n int, d time.Duration) ([]decoded, error) {
+	dec, err := whepclient.NewDecoder()
+	if err != nil {
+		return nil, err
 	}
 	defer dec.Close()
 	var out []decoded
@@ -195,22 +205,32 @@ func decodeN(t *testing.T, c *whepclient.Client, w, h, n int, d time.Duration) [
 		select {
 		case au := <-c.AUs():
 			if err := dec.Push(au.Data, au.Keyframe); err != nil {
-				t.Fatal(err)
+				return out, err
 			}
 		case pic := <-dec.Pictures():
 			if pic.Width != w || pic.Height != h {
-				t.Fatalf("decoded %dx%d, want %dx%d", pic.Width, pic.Height, w, h)
+				return out, fmt.Errorf("decoded %dx%d, want %dx%d", pic.Width, pic.Height, w, h)
 			}
 			num, ok := testpattern.ReadBGR(pic.BGR, w, h)
 			if !ok {
-				t.Errorf("decoded picture %d: number unreadable", len(out))
+				return out, fmt.Errorf("decoded picture %d: number unreadable", len(out))
 			}
 			out = append(out, decoded{num, pic.BGR, pic.Decoded})
 		case <-deadline.C:
-			t.Fatalf("timeout after %v: decoded %d pictures of %d (lost %d AUs)", d, len(out), n, c.Lost())
+			return out, fmt.Errorf("timeout after %v: decoded %d pictures of %d (lost %d AUs)", d, len(out), n, c.Lost())
 		}
 	}
-	return out
+	return out, nil
+}
+
+// consecutive reports the first break in the pictures' numbers.
+func consecutive(pics []decoded) error {
+	for i := 1; i < len(pics); i++ {
+		if pics[i].n != pics[i-1].n+1 {
+			return fmt.Errorf("picture %d carries number %d after %d", i, pics[i].n, pics[i-1].n)
+		}
+	}
+	return nil
 }
 
 // checkConsecutive fails unless the pictures carry consecutive numbers.

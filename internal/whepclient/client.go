@@ -53,6 +53,8 @@ type Options struct {
 	// Queue is the capacity of the AUs channel (default 256); when it is
 	// full, access units are dropped and counted as lost.
 	Queue int
+	// TCP gathers ICE-TCP candidates only (no UDP).
+	TCP bool
 }
 
 // HTTPError is a WHEP answer other than 201.
@@ -82,6 +84,9 @@ func Dial(ctx context.Context, url string, o Options) (*Client, error) {
 	}
 	se := webrtc.SettingEngine{LoggerFactory: silent}
 	se.SetIncludeLoopbackCandidate(true)
+	if o.TCP {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -275,4 +280,16 @@ func splitAnnexB(b []byte) [][]byte {
 		out = append(out, b[start:])
 	}
 	return out
+}
+
+// SelectedPair describes the selected ICE candidate pair ("" if none).
+func (c *Client) SelectedPair() string {
+	for _, r := range c.pc.GetReceivers() {
+		if tr := r.Transport(); tr != nil {
+			if p, err := tr.ICETransport().GetSelectedCandidatePair(); err == nil && p != nil {
+				return p.String()
+			}
+		}
+	}
+	return ""
 }

@@ -3,6 +3,7 @@ package webrtc_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -285,4 +286,16 @@ func (e *events) wait(t *testing.T, kind skyline.EventKind, count int, d time.Du
 			t.Fatalf("timeout after %v waiting for %d %s events (got %d)", d, count, kind, len(got))
 		}
 	}
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

@@ -391,4 +391,3 @@ func (s *Stream) check() error {
 	}
 	return nil
 }
-

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/stun/v4"
 	pion "github.com/pion/webrtc/v4"
 )
 
@@ -166,7 +167,7 @@ func (c ServerConfig) validate() error {
 			return bad("ICEServers: a server without URLs")
 		}
 		for _, u := range s.URLs {
-			if _, err := ice.ParseURL(u); err != nil {
+			if _, err := stun.ParseURI(u); err != nil {
 				return bad("ICEServers: %q: %v", u, err)
 			}
 		}
@@ -311,7 +312,12 @@ func (s *Server) newAPI() (*pion.API, []func() error, error) {
 	}
 	se.SetNetworkTypes(networks)
 	if len(s.cfg.AdvertiseIPs) > 0 {
-		se.SetNAT1To1IPs(s.cfg.AdvertiseIPs, pion.ICECandidateTypeHost)
+		err := se.SetICEAddressRewriteRules(pion.ICEAddressRewriteRule{External: s.cfg.AdvertiseIPs,
+			AsCandidateType: pion.ICECandidateTypeHost, Mode: pion.ICEAddressRewriteReplace})
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("%w: AdvertiseIPs: %v", ErrInvalidConfig, err)
+		}
 	}
 	api := pion.NewAPI(pion.WithMediaEngine(m), pion.WithInterceptorRegistry(ir), pion.WithSettingEngine(se))
 	return api, closers, nil

@@ -15,7 +15,8 @@ import (
 )
 
 // TestServeWeb: `skyline serve --web ADDR` prints the page's URL; the page
-// answers, a WHEP viewer decodes the test source's numbered frames, and
+// answers, a WHEP viewer decodes the test source's numbered frames (in
+// order), and
 // Ctrl-C ends the program cleanly.
 func TestServeWeb(t *testing.T) {
 	web := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -51,7 +52,9 @@ func TestServeWeb(t *testing.T) {
 			}
 		case pic := <-dec.Pictures():
 			n, ok := testpattern.ReadBGR(pic.BGR, pic.Width, pic.Height)
-			if !ok || prev >= 0 && n != prev+1 {
+			// testsrc is live: a frame the encoder has no room for is
+			// skipped at the source, so numbers only increase.
+			if !ok || n <= prev {
 				t.Fatalf("picture %d: number %d (readable %v) after %d", got, n, ok, prev)
 			}
 			prev = n

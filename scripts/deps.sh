@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what SkyLine needs on Debian 12, idempotently: GStreamer 1.22 with
-# its dev headers and plugins, the test clients (ffmpeg/ffprobe), libyuv, and
+# its dev headers and plugins, the test clients (ffmpeg/ffprobe, chromium for the WebRTC page test), libyuv, and
 # the Go modules. Fast when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,7 @@ PKGS=(
   gstreamer1.0-libav gstreamer1.0-tools
   libyuv-dev
   ffmpeg
+  chromium
 )
 if [ "${SKYLINE_DEPS_EXTRA:-}" != "" ]; then
   # shellcheck disable=SC2206

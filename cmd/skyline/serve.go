@@ -34,6 +34,7 @@ type serveOptions struct {
 	status              string
 	outs                outFlags
 	noRTSP              bool
+	web                 webOptions
 }
 
 func serve(args []string) int {
@@ -60,6 +61,7 @@ func serve(args []string) int {
 	fs.StringVar(&o.status, "status", "auto", "live status line: auto (on a terminal), always, never")
 	fs.Var(&o.outs, "out", outHelp)
 	fs.BoolVar(&o.noRTSP, "no-rtsp", false, "do not run the RTSP server (stream only to --out destinations)")
+	addWebFlags(fs, &o.web)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -113,10 +115,10 @@ func (o *serveOptions) check() error {
 	default:
 		return fmt.Errorf("--status %q: want auto, always or never", o.status)
 	}
-	if o.noRTSP && len(o.outs) == 0 {
-		return errors.New("--no-rtsp needs at least one --out destination")
+	if o.noRTSP && len(o.outs) == 0 && o.web.addr == "" {
+		return errors.New("--no-rtsp needs at least one --out destination (or --web)")
 	}
-	return nil
+	return o.web.check()
 }
 
 func newLogger(level string) (*slog.Logger, error) {
@@ -145,6 +147,14 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			return err
 		}
 		dests = append(dests, stream)
+	}
+	web, stopWeb, err := startWeb(o, log)
+	if err != nil {
+		return err
+	}
+	defer stopWeb()
+	if web != nil {
+		dests = append(dests, web)
 	}
 	for _, spec := range o.outs {
 		d, err := parseOut(spec, log)
@@ -185,8 +195,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	} else {
 		fmt.Printf("SkyLine: streaming %s\n", o.input)
 	}
+	printWeb(web)
 	for _, d := range dests[1:] {
-		if d != stream {
+		if d != stream && d != web {
 			fmt.Printf("out:     %s\n", d.Name())
 		}
 	}

@@ -1,0 +1,393 @@
+package webrtc
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+
+	"github.com/skyline-go/skyline"
+)
+
+// StreamOptions configure one stream. The zero value is valid: the stream
+// uses the server-wide credentials.
+type StreamOptions struct {
+	// User and Pass, when User is set, replace the server-wide credentials
+	// for this path.
+	User, Pass string
+	// Public serves this path without authentication even when the server
+	// requires credentials.
+	Public bool
+}
+
+// String describes the options without the password.
+func (o StreamOptions) String() string {
+	pass := ""
+	if o.Pass != "" {
+		pass = "***"
+	}
+	return fmt.Sprintf("webrtc.StreamOptions{User:%q Pass:%q Public:%v}", o.User, pass, o.Public)
+}
+
+// LogValue keeps the password out of structured logs.
+func (o StreamOptions) LogValue() slog.Value { return slog.StringValue(o.String()) }
+
+func (o StreamOptions) validate() error {
+	if o.User == "" && o.Pass != "" {
+		return fmt.Errorf("%w: StreamOptions: a password without a User", ErrInvalidConfig)
+	}
+	if o.Public && o.User != "" {
+		return fmt.Errorf("%w: StreamOptions: Public with credentials", ErrInvalidConfig)
+	}
+	if strings.Contains(o.User, ":") {
+		return fmt.Errorf("%w: StreamOptions: User may not contain ':'", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// StreamStats are a stream's counters since AddStream.
+type StreamStats struct {
+	// Viewers whose peer connection is connected now (receiving).
+	Viewers int
+	// Sessions: WHEP sessions now, connected or still connecting.
+	Sessions int
+	// ViewersTotal: viewers that connected.
+	ViewersTotal uint64
+	// AccessUnits packetised (once per encoded picture, whatever the
+	// number of viewers).
+	AccessUnits uint64
+	// AccessUnitsDropped: access units not delivered to a viewer because
+	// its queue was full (one per access unit and slow viewer).
+	AccessUnitsDropped uint64
+	// KeyframeRequests: picture loss indications (PLI) and full intra
+	// requests (FIR) received from viewers.
+	KeyframeRequests uint64
+}
+
+// rtpMTU is the RTP packet size (header included) the stream is cut into:
+// small enough for any path (TURN, VPN) without IP fragmentation.
+const rtpMTU = 1200
+
+// frame is one packetised access unit, shared by the viewers (read only).
+type frame struct {
+	pkts []rtp.Packet
+	key  bool
+}
+
+// Stream is one path of a Server. It implements skyline.Receiver: give it
+// to skyline.New (one SkyLine per Stream), or use NewSkyLine. The access
+// units are packetised once (RTP, H.264 packetization mode 1) and fanned
+// out to every viewer through a bounded queue of its own, so a slow viewer
+// loses pictures (and resumes at a keyframe) without delaying the others.
+type Stream struct {
+	srv  *Server
+	path string
+	opts StreamOptions
+	log  *slog.Logger
+
+	mu        sync.Mutex // guards the fields below
+	removed   bool
+	open      bool
+	info      skyline.StreamInfo
+	pay       codecs.H264Payloader
+	epoch     time.Time // StreamInfo.Start of the first session: RTP time tsBase
+	tsBase    uint32
+	lastTicks int64
+	haveTicks bool
+	profile   string // profile-level-id of the last SPS ("" before one)
+	width     int
+	height    int
+
+	keyMu sync.Mutex // serialises RequestKeyframe calls with Close
+	keyFn func()
+
+	vmu     sync.Mutex // guards viewers and the viewers' fan-out fields
+	viewers map[*viewer]struct{}
+
+	viewersTotal atomic.Uint64
+	aus          atomic.Uint64
+	dropped      atomic.Uint64
+	keyRequests  atomic.Uint64
+}
+
+func newStream(srv *Server, path string, opts StreamOptions) *Stream {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return &Stream{srv: srv, path: path, opts: opts, viewers: map[*viewer]struct{}{},
+		tsBase: binary.BigEndian.Uint32(b[:]), log: srv.log.With(slog.String("path", path))}
+}
+
+// Name is "webrtc:" followed by the path (a skyline.Destination name).
+func (s *Stream) Name() string { return "webrtc:" + s.path }
+
+// Path is the stream's path, with its leading "/".
+func (s *Stream) Path() string { return s.path }
+
+// URL is the stream's page, as listed by Server.URLs.
+func (s *Stream) URL() string {
+	s.srv.mu.RLock()
+	defer s.srv.mu.RUnlock()
+	return s.srv.urlLocked(s.path + "/")
+}
+
+// WHEPURL is the stream's WHEP endpoint.
+func (s *Stream) WHEPURL() string {
+	s.srv.mu.RLock()
+	defer s.srv.mu.RUnlock()
+	return s.srv.urlLocked(s.path + "/whep")
+}
+
+// Viewers is the number of viewers receiving now.
+func (s *Stream) Viewers() int {
+	s.vmu.Lock()
+	defer s.vmu.Unlock()
+	n := 0
+	for v := range s.viewers {
+		if v.playing {
+			n++
+		}
+	}
+	return n
+}
+
+// Stats reads the stream's counters.
+func (s *Stream) Stats() StreamStats {
+	s.vmu.Lock()
+	sessions := len(s.viewers)
+	s.vmu.Unlock()
+	return StreamStats{
+		Viewers:            s.Viewers(),
+		Sessions:           sessions,
+		ViewersTotal:       s.viewersTotal.Load(),
+		AccessUnits:        s.aus.Load(),
+		AccessUnitsDropped: s.dropped.Load(),
+		KeyframeRequests:   s.keyRequests.Load(),
+	}
+}
+
+func (s *Stream) credentials() credentials {
+	switch {
+	case s.opts.Public:
+		return credentials{}
+	case s.opts.User != "":
+		return credentials{s.opts.User, s.opts.Pass}
+	}
+	return s.srv.credentials()
+}
+
+// Open implements skyline.Receiver. Viewers stay connected across sessions
+// and picture size changes (the new SPS travels in-band).
+func (s *Stream) Open(info skyline.StreamInfo) error {
+	s.mu.Lock()
+	switch {
+	case s.removed:
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrStreamRemoved, s.path)
+	case s.open:
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrStreamBusy, s.path)
+	}
+	if s.epoch.IsZero() {
+		s.epoch = info.Start
+	}
+	s.open, s.info = true, info
+	s.width, s.height = info.Width, info.Height
+	s.mu.Unlock()
+
+	s.keyMu.Lock()
+	s.keyFn = info.RequestKeyframe
+	s.keyMu.Unlock()
+	return nil
+}
+
+// Close implements skyline.Receiver: the SkyLine's session ended. Viewers
+// stay connected, waiting for the next session.
+func (s *Stream) Close() {
+	s.keyMu.Lock()
+	s.keyFn = nil
+	s.keyMu.Unlock()
+	s.mu.Lock()
+	s.open = false
+	s.mu.Unlock()
+}
+
+// emit reports an event to the feeding SkyLine's program, if one is open.
+func (s *Stream) emit(e skyline.Event) {
+	s.mu.Lock()
+	fn := s.info.Emit
+	if !s.open {
+		fn = nil
+	}
+	s.mu.Unlock()
+	if fn != nil {
+		fn(e)
+	}
+}
+
+// requestKeyframe asks the feeding SkyLine for a keyframe, if any.
+func (s *Stream) requestKeyframe() {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	if s.keyFn != nil {
+		s.keyFn()
+	}
+}
+
+// WriteAccessUnit implements skyline.Receiver: it packetises the access
+// unit once and queues it to every connected viewer. It never blocks on a
+// viewer.
+func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) {
+	if au == nil || len(au.Data) == 0 {
+		return
+	}
+	s.mu.Lock()
+	if s.removed || !s.open {
+		s.mu.Unlock()
+		return
+	}
+	if au.Keyframe {
+		for _, n := range skyline.SplitAnnexB(au.Data) {
+			if len(n) >= 4 && n[0]&0x1f == 7 {
+				// profile_idc and constraint flags; the level does not
+				// matter in codec matching.
+				s.profile = hex.EncodeToString(n[1:3]) + "1f"
+			}
+		}
+	}
+	ts := s.tsBase + uint32(s.ticksLocked(au.PTS))
+	payloads := s.pay.Payload(rtpMTU-12, au.Data)
+	s.mu.Unlock()
+	if len(payloads) == 0 {
+		return
+	}
+	f := &frame{pkts: make([]rtp.Packet, len(payloads)), key: au.Keyframe}
+	for i, p := range payloads {
+		f.pkts[i] = rtp.Packet{Header: rtp.Header{Version: 2, Timestamp: ts, Marker: i == len(payloads)-1}, Payload: p}
+	}
+	s.aus.Add(1)
+
+	needKey := false
+	s.vmu.Lock()
+	for v := range s.viewers {
+		if !v.playing {
+			continue
+		}
+		if v.waitKey {
+			if !f.key {
+				continue
+			}
+			v.waitKey = false
+		}
+		select {
+		case v.q <- f:
+		default:
+			// The viewer is behind: drop, and resume it at a keyframe.
+			s.dropped.Add(1)
+			v.waitKey, needKey = true, true
+		}
+	}
+	s.vmu.Unlock()
+	if needKey {
+		s.requestKeyframe()
+	}
+}
+
+// ticksLocked converts a PTS of the current SkyLine session into 90 kHz
+// ticks since the stream's epoch, strictly increasing across sessions.
+func (s *Stream) ticksLocked(pts time.Duration) int64 {
+	off := s.info.Start.Sub(s.epoch) + pts
+	ticks := int64(off/time.Second)*90000 + int64(off%time.Second)*90000/int64(time.Second)
+	if s.haveTicks && ticks <= s.lastTicks {
+		ticks = s.lastTicks + 1
+	}
+	s.lastTicks, s.haveTicks = ticks, true
+	return ticks
+}
+
+// clock is the RTP clock mapping the page uses to measure latency.
+type clock struct {
+	// Now is the server's wall clock, in Unix milliseconds.
+	Now float64 `json:"now"`
+	// Epoch is the wall-clock time (Unix ms) of RTP timestamp RTPBase, or
+	// 0 before the first session: a picture with RTP timestamp ts was
+	// captured (Put) at Epoch + (ts-RTPBase mod 2^32)/90 ms.
+	Epoch   float64 `json:"epoch"`
+	RTPBase uint32  `json:"rtpBase"`
+	Width   int     `json:"width"`
+	Height  int     `json:"height"`
+	Open    bool    `json:"open"`
+}
+
+func (s *Stream) clock() clock {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := clock{RTPBase: s.tsBase, Width: s.width, Height: s.height, Open: s.open}
+	if !s.epoch.IsZero() {
+		c.Epoch = float64(s.epoch.UnixMicro()) / 1000
+	}
+	c.Now = float64(time.Now().UnixMicro()) / 1000
+	return c
+}
+
+// trackProfile is the profile-level-id to offer the stream with.
+func (s *Stream) trackProfile() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.profile == "" {
+		return "42e01f"
+	}
+	return s.profile
+}
+
+// remove ends the stream for good.
+func (s *Stream) remove() {
+	s.mu.Lock()
+	s.removed = true
+	s.mu.Unlock()
+	s.keyMu.Lock()
+	s.keyFn = nil
+	s.keyMu.Unlock()
+	s.vmu.Lock()
+	vs := make([]*viewer, 0, len(s.viewers))
+	for v := range s.viewers {
+		vs = append(vs, v)
+	}
+	s.vmu.Unlock()
+	for _, v := range vs {
+		v.close("stream removed")
+	}
+}
+
+var (
+	errNotServing  = errors.New("the server is not running")
+	errTooMany     = errors.New("too many viewers")
+	errBadOffer    = errors.New("bad offer")
+	errRemoved     = errors.New("stream removed")
+	errGatherTimer = errors.New("ICE gathering did not complete in time")
+)
+
+// sessionCount is the number of WHEP sessions of the stream.
+func (s *Stream) sessionCount() int {
+	s.vmu.Lock()
+	defer s.vmu.Unlock()
+	return len(s.viewers)
+}
+
+// check returns errRemoved when the stream was removed.
+func (s *Stream) check() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.removed {
+		return errRemoved
+	}
+	return nil
+}

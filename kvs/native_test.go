@@ -132,13 +132,13 @@ func TestNativeBoundTooSmall(t *testing.T) {
 	mark := len(ev.snapshot())
 	s.put(300)
 	ev.wait(t, "a failed reconnection", time.Minute, func(e []kvs.Event) bool { return len(errorsAfter(e, mark)) >= 1 })
-	evs := ev.wait(t, "fragments dropped", time.Minute, func(e []kvs.Event) bool { return count(e, kvs.EventFragmentsDropped) >= 1 })
+	ev.wait(t, "fragments dropped", time.Minute, func(e []kvs.Event) bool { return count(e, kvs.EventFragmentsDropped) >= 1 })
 	srv2 := startLocal(t, kvslocal.Config{DataDir: dir, Listen: addr})
 	s.put(n)
 	if err := s.sl.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	evs = ev.snapshot()
+	evs := ev.snapshot()
 	st := dst.Stats()
 	t.Logf("stats %+v", st)
 	var reported, reportedFrames int

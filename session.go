@@ -86,6 +86,14 @@ func openSession(p Params, cfg Config, encoders []string, dests []Destination, l
 	var errs []error
 	for i, enc := range encoders {
 		s, err := startEncoder(p, cfg, enc, log, onFail)
+		if errors.Is(err, errUnexplained) {
+			// GStreamer refused the state change without saying why (seen
+			// under heavy load, e.g. a thread that could not start): once
+			// more before giving up on this encoder.
+			log.Warn("pipeline start failed without a reason; retrying once", "encoder", enc)
+			time.Sleep(100 * time.Millisecond)
+			s, err = startEncoder(p, cfg, enc, log, onFail)
+		}
 		if err == nil {
 			if i > 0 {
 				log.Warn("using fallback encoder", "encoder", enc, "failed", errors.Join(errs...))
@@ -181,6 +189,9 @@ func (s *session) openOutlets(dests []Destination, emit func(Event)) error {
 	return nil
 }
 
+// errUnexplained marks a start failure the bus gave no reason for.
+var errUnexplained = errors.New("no reason given")
+
 // startError prefers the bus's explanation of a failed start, which the
 // bus may deliver just after the state change reports the failure.
 func (s *session) startError(err error) error {
@@ -191,7 +202,7 @@ func (s *session) startError(err error) error {
 	if e := s.failed.Load(); e != nil {
 		return fmt.Errorf("%w: %v", ErrPipeline, *e)
 	}
-	return fmt.Errorf("%w: %v", ErrPipeline, err)
+	return fmt.Errorf("%w: %v (%w)", ErrPipeline, err, errUnexplained)
 }
 
 // watchBus delivers bus messages until release stops it.

@@ -81,7 +81,7 @@ func Frame(m gocv.Mat) (skyline.Frame, error) {
 	t := m.Type()
 	format, ok := Format(t)
 	if !ok {
-		return skyline.Frame{}, frameErr("Mat type %v: want CV_8UC3 (BGR), CV_8UC4 (BGRA) or CV_8UC1 (gray); convert it first, e.g. with gocv.CvtColor or Mat.ConvertTo", t)
+		return skyline.Frame{}, frameErr("Mat type %s: want CV_8UC3 (BGR), CV_8UC4 (BGRA) or CV_8UC1 (gray); convert it first, e.g. with gocv.CvtColor or Mat.ConvertTo", typeName(t))
 	}
 	rowBytes := cols * format.BytesPerPixel()
 	step := m.Step()
@@ -161,6 +161,12 @@ func PutAt(sl *skyline.SkyLine, m gocv.Mat, at time.Time) (bool, error) {
 	ok, err := sl.Put(f)
 	runtime.KeepAlive(&m) // the Mat's memory is read until Put returns
 	return ok, err
+}
+
+// typeName spells a Mat type the way OpenCV does, e.g. CV_16UC1.
+func typeName(t gocv.MatType) string {
+	depths := [...]string{"CV_8U", "CV_8S", "CV_16U", "CV_16S", "CV_32S", "CV_32F", "CV_64F", "CV_16F"}
+	return fmt.Sprintf("%sC%d", depths[t&7], int(t>>3)+1)
 }
 
 func frameErr(format string, a ...any) error {

@@ -262,7 +262,7 @@ func whiteRun(bgr []byte, w, y int) int {
 func TestImageToRTSP(t *testing.T) {
 	build(t)
 	const w, h = 640, 360
-	p := start(t, nil, filepath.Join(binDir, "image-to-rtsp"), "-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	p := start(t, nil, filepath.Join(binDir, "image-to-rtsp"), "-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-no-udp")
 	u := url(t, p.line(t, "streaming at"))
 	watch(t, u, w, h, 20, func(i int, bgr []byte) error {
 		if r := whiteRun(bgr, w, h/2); r < 70 || r > 90 {
@@ -281,7 +281,7 @@ func TestMultiDestination(t *testing.T) {
 	const w, h = 640, 360
 	dir := t.TempDir()
 	p := start(t, nil, filepath.Join(binDir, "multi-destination"),
-		"-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-dir", dir, "-segment", "2s")
+		"-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-no-udp", "-dir", dir, "-segment", "2s")
 	u := url(t, p.line(t, "streaming at"))
 	watch(t, u, w, h, 20, func(i int, bgr []byte) error {
 		for y := 0; y < h; y += 5 { // the 20-row bar is somewhere
@@ -327,7 +327,7 @@ func TestPythonPipe(t *testing.T) {
 	build(t)
 	const w, h, total, n = 640, 360, 300, 45
 	p := start(t, []string{"SKYLINE=" + filepath.Join(binDir, "skyline"), fmt.Sprintf("FRAMES=%d", total)},
-		"./python-pipe/run.sh", "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--status", "never")
+		"./python-pipe/run.sh", "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--no-udp", "--status", "never")
 	u := url(t, p.line(t, "SkyLine: streaming"))
 	if !strings.HasSuffix(u, "/python") {
 		t.Fatalf("URL %s", u)

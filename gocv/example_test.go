@@ -14,7 +14,9 @@ import (
 
 // Stream an OpenCV loop's Mats on the built-in RTSP server.
 func Example() {
-	srv, err := rtsp.NewServer(rtsp.ServerConfig{Address: "127.0.0.1:0"})
+	// Any free port, TCP only, so that the example runs next to other servers;
+	// the defaults are ":8554" and UDP on ports 8000-8003.
+	srv, err := rtsp.NewServer(rtsp.ServerConfig{Address: "127.0.0.1:0", DisableUDP: true, DisableMulticast: true})
 	if err != nil {
 		panic(err)
 	}

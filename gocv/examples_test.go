@@ -32,7 +32,7 @@ func TestExampleOpenCVToRTSP(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 
-	cmd := exec.Command(filepath.Join(dir, "opencv-to-rtsp"), "-listen", addr)
+	cmd := exec.Command(filepath.Join(dir, "opencv-to-rtsp"), "-listen", addr, "-no-udp")
 	var stderr syncBuf
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()

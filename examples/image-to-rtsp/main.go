@@ -26,11 +26,12 @@ import (
 
 func main() {
 	listen := flag.String("listen", ":8554", "RTSP listen address")
+	noUDP := flag.Bool("no-udp", false, "RTSP over TCP only (no UDP ports 8000-8003)")
 	flag.Parse()
 	const w, h, fps = 640, 360, 30
 
 	// The RTSP server, and a SkyLine whose destination is its path /image.
-	srv, err := rtsp.NewServer(rtsp.ServerConfig{Address: *listen})
+	srv, err := rtsp.NewServer(rtsp.ServerConfig{Address: *listen, DisableUDP: *noUDP, DisableMulticast: *noUDP})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 
 func main() {
 	listen := flag.String("listen", ":8554", "RTSP listen address")
+	noUDP := flag.Bool("no-udp", false, "RTSP over TCP only (no UDP ports 8000-8003)")
 	dir := flag.String("dir", "recordings", "folder for the recordings")
 	segment := flag.Duration("segment", 10*time.Second, "length of each recorded segment")
 	flag.Parse()
@@ -35,7 +36,7 @@ func main() {
 	}
 
 	// Destination 1: a path on the built-in RTSP server.
-	srv, err := rtsp.NewServer(rtsp.ServerConfig{Address: *listen})
+	srv, err := rtsp.NewServer(rtsp.ServerConfig{Address: *listen, DisableUDP: *noUDP, DisableMulticast: *noUDP})
 	if err != nil {
 		log.Fatal(err)
 	}

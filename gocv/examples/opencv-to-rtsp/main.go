@@ -29,6 +29,7 @@ import (
 
 func main() {
 	listen := flag.String("listen", ":8554", "RTSP listen address")
+	noUDP := flag.Bool("no-udp", false, "RTSP over TCP only (no UDP ports 8000-8003)")
 	device := flag.String("device", "", "camera index or video file to read (default: draw a test scene)")
 	flag.Parse()
 	w, h, fps := 640, 360, 30.0
@@ -47,7 +48,7 @@ func main() {
 		}
 	}
 
-	srv, err := rtsp.NewServer(rtsp.ServerConfig{Address: *listen})
+	srv, err := rtsp.NewServer(rtsp.ServerConfig{Address: *listen, DisableUDP: *noUDP, DisableMulticast: *noUDP})
 	if err != nil {
 		log.Fatal(err)
 	}

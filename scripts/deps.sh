@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what SkyLine needs on Debian 12, idempotently: GStreamer 1.22 with
-# its dev headers and plugins, the test clients (ffmpeg/ffprobe, chromium for the WebRTC page test), libyuv, and
-# the Go modules. Fast when everything is already there.
+# its dev headers and plugins, the test clients (ffmpeg/ffprobe, chromium for
+# the WebRTC page test), libyuv, the Go modules (the core's and the gocv
+# adapter's), OpenCV for the gocv module and Python OpenCV for the
+# python-pipe example. Fast when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +16,10 @@ PKGS=(
   libyuv-dev
   ffmpeg
   chromium
+  # the gocv adapter module (gocv/, gocv v0.32.0 = OpenCV 4.6) needs OpenCV
+  # with its pkg-config file and a C++ compiler; the python-pipe example
+  # and its test need Debian's Python OpenCV (/usr/bin/python3)
+  libopencv-dev g++ python3 python3-opencv python3-numpy
 )
 if [ "${SKYLINE_DEPS_EXTRA:-}" != "" ]; then
   # shellcheck disable=SC2206
@@ -43,3 +49,4 @@ if ! command -v go >/dev/null; then
   fi
 fi
 go mod download
+(cd gocv && go mod download)

@@ -34,7 +34,7 @@ const (
 	RGB                    // 3 bytes R,G,B
 	BGRA                   // 4 bytes B,G,R,A (OpenCV CV_8UC4)
 	RGBA                   // 4 bytes R,G,B,A (Go's image.RGBA)
-	Gray                   // 1 byte luma
+	Gray                   // 1 byte full-range luma (BGR g,g,g)
 )
 
 // Planes is an I420 picture: three planes with their strides.
@@ -74,7 +74,12 @@ func ToI420(f Format, src []byte, stride int, dst Planes) error {
 	case RGBA:
 		r = C.ABGRToI420(p(src), s, p(dst.Y), C.int(dst.StrideY), p(dst.U), C.int(dst.StrideU), p(dst.V), C.int(dst.StrideV), w, h)
 	case Gray:
-		r = C.I400ToI420(p(src), s, p(dst.Y), C.int(dst.StrideY), p(dst.U), C.int(dst.StrideU), p(dst.V), C.int(dst.StrideV), w, h)
+		// Gray pixels are full-range luma (image.Gray, OpenCV's CV_8UC1,
+		// what BGR (g,g,g) means): remap to video range like the RGB
+		// conversions do, neutral chroma.
+		C.sk_plane_lut(p(src), s, p(dst.Y), C.int(dst.StrideY), w, h, p(lutY[:]))
+		C.SetPlane(p(dst.U), C.int(dst.StrideU), (w+1)/2, (h+1)/2, 128)
+		C.SetPlane(p(dst.V), C.int(dst.StrideV), (w+1)/2, (h+1)/2, 128)
 	default:
 		return fmt.Errorf("yuv: unknown format %d", f)
 	}

@@ -119,6 +119,16 @@ func TestPutAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := skyline.FrameBGR(testpattern.NewBGR(w, h, 0), w, h, 0)
+	// Warm up: the pipeline reaches PLAYING with the first frames (its bus
+	// messages allocate, on another goroutine, and AllocsPerRun counts the
+	// whole process).
+	for i := 0; i < 10; i++ {
+		putAll(t, sl, f)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for sl.Stats().Encoded < 10 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // no event for "encoded"
+	}
 	var failure error
 	n := testing.AllocsPerRun(200, func() {
 		if ok, err := sl.Put(f); err != nil || !ok {

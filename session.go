@@ -248,6 +248,13 @@ func (s *session) watchBus() {
 // pullAccessUnits hands every encoded access unit to every outlet.
 func (s *session) pullAccessUnits() {
 	defer s.wg.Done()
+	if len(s.outlets) == 0 { // nobody to hand them to: no copies
+		for {
+			if _, eos := s.sink.Discard(100 * time.Millisecond); eos || s.stopping.Load() {
+				return
+			}
+		}
+	}
 	for {
 		smp, eos := s.sink.Pull(100 * time.Millisecond)
 		if eos {

@@ -466,6 +466,21 @@ func clockTime(t C.guint64) time.Duration {
 	return time.Duration(t)
 }
 
+// Discard waits up to timeout for the next buffer and drops it without
+// copying it. It returns (false, false) on timeout, (true, false) when a
+// buffer was dropped and (false, true) at end of stream.
+func (s *AppSink) Discard(timeout time.Duration) (got, eos bool) {
+	var au C.sk_au
+	switch C.sk_appsink_pull(s.p, C.gint64(timeout), &au) {
+	case 0:
+		return false, false
+	case -1:
+		return false, true
+	}
+	C.sk_au_release(&au)
+	return true, false
+}
+
 // Pull waits up to timeout for the next buffer. It returns (nil, false) on
 // timeout and (nil, true) at end of stream or when the sink stopped.
 func (s *AppSink) Pull(timeout time.Duration) (smp *Sample, eos bool) {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,12 +47,30 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// lockedBuffer is a bytes.Buffer safe to read while a process writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // cli runs the skyline binary with a stdin pipe.
 type cli struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan string
-	stderr bytes.Buffer
+	stderr lockedBuffer
 	done   chan error
 }
 
@@ -356,7 +375,7 @@ func TestServeToLocalKVS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var localErr bytes.Buffer
+	var localErr lockedBuffer
 	local.Stderr = &localErr
 	if err := local.Start(); err != nil {
 		t.Fatal(err)

@@ -109,8 +109,13 @@ func TestPutAllocs(t *testing.T) {
 		t.Skip("streams through the real pipeline")
 	}
 	const w, h = 320, 240
+	// AllocsPerRun counts every goroutine's allocations, and the
+	// access-unit puller allocates per access unit: the encoder holds its
+	// output back (MB-tree look-ahead of 250 frames, no zerolatency) so
+	// that only Put's path (conversion, buffer, timestamps, push) counts.
 	sl, err := skyline.New(skyline.Config{Logger: quiet, NoDotEnv: true, Clock: newClock(30), QueueSize: 1000,
-		Encoder: skyline.Encoder{Preset: "ultrafast"}})
+		Encoder: skyline.Encoder{Preset: "veryfast", Properties: map[string]string{
+			"tune": "0", "mb-tree": "true", "rc-lookahead": "250", "pass": "qual"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +132,9 @@ func TestPutAllocs(t *testing.T) {
 	})
 	if failure != nil {
 		t.Fatal(failure)
+	}
+	if enc := sl.Stats().Encoded; enc > 0 {
+		t.Fatalf("%d access units came out during the measurement: the count includes the puller's allocations", enc)
 	}
 	if n > 0 {
 		t.Errorf("Put allocates %.1f times per frame in steady state, want 0", n)

@@ -59,7 +59,7 @@ func New(cfg Config, dests ...Destination) (*SkyLine, error) {
 	}
 	log := cfg.Logger.With(slog.String("component", cfg.Name))
 	names := map[string]bool{}
-	needed := []string{"appsrc", "appsink", "videoconvert", "videoscale", "h264parse", cfg.Encoder.Element}
+	needed := append(append([]string(nil), CoreElements...), cfg.Encoder.Element)
 	needPluginPath := false
 	for i, d := range dests {
 		if d == nil {

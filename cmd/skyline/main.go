@@ -5,6 +5,7 @@
 //	skyline serve                       # test pattern at rtsp://127.0.0.1:8554/skyline
 //	python3 app.py | skyline serve --input stdin --pix-fmt bgr24 --size 1280x720 --fps 30
 //	skyline version                     # versions and the encoders found
+//	skyline doctor --out file:rec.mp4   # what is installed, what is missing and how to fix it
 package main
 
 import (
@@ -28,6 +29,7 @@ const usage = `usage: skyline <command> [flags]
 commands:
   serve     stream frames to the built-in RTSP server (default: a test pattern)
   version   print versions and the H.264 encoders found
+  doctor    check GStreamer, elements, encoders and .env; say how to fix what is missing
   help      this text; "skyline serve -h" lists serve's flags
 `
 
@@ -41,6 +43,8 @@ func run(args []string) int {
 		return serve(args[1:])
 	case "version":
 		return version()
+	case "doctor":
+		return doctor(args[1:], os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return 0

@@ -57,7 +57,6 @@ type Publisher struct {
 	media     *description.Media
 	enc       *rtph264.Encoder
 	tsBase    uint32
-	sps, pps  []byte
 	dead      atomic.Pointer[deadConn]
 	failures  int
 	retryAt   time.Time

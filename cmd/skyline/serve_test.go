@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -294,12 +295,18 @@ func TestServeOutputs(t *testing.T) {
 	if len(segs) < 3 {
 		t.Fatalf("segments %v, want at least 3", segs)
 	}
-	for _, f := range append(segs, recv) {
+	sort.Strings(segs)
+	for i, f := range append(segs, recv) {
 		st, err := mediatest.Probe(ctx, f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Codec != "h264" || st.Width != 1280 || st.Height != 720 || st.Frames < 30 {
+		// The last segment is cut by the stop: it may have just begun.
+		minFrames := 30
+		if i == len(segs)-1 {
+			minFrames = 1
+		}
+		if st.Codec != "h264" || st.Width != 1280 || st.Height != 720 || st.Frames < minFrames {
 			t.Errorf("%s: %+v", filepath.Base(f), st)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,8 +53,16 @@ func Serve(addr string, c *Collector) (*Server, error) {
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// URL is the address of the metrics, e.g. http://127.0.0.1:9090/metrics.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() + "/metrics" }
+// URL is the address of the metrics, e.g. http://127.0.0.1:9090/metrics
+// (localhost when listening on every interface).
+func (s *Server) URL() string {
+	a := s.ln.Addr().(*net.TCPAddr)
+	host := a.IP.String()
+	if a.IP.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(a.Port)) + "/metrics"
+}
 
 // Close stops the server, waiting up to 5 s for scrapes in progress.
 func (s *Server) Close() error {

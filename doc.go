@@ -72,7 +72,9 @@
 // default policy, DropNewest, refuses the new frame (Put returns false), so a
 // frame Put accepted is never lost and the delay a queue can add stays
 // bounded; DropOldest trades that guarantee for the freshest picture. Stats
-// counts frames accepted, dropped, encoded and written per destination.
+// counts frames accepted, dropped, encoded and written per destination, the
+// bytes encoded, and the encode latency (Put to encoder output); package
+// metrics exports them to Prometheus.
 //
 // # Encoder
 //

@@ -71,7 +71,7 @@ func TestEncoderFallback(t *testing.T) {
 	}
 	p := Params{FPS: 30, Width: 64, Height: 48}
 	// "identity" exists but cannot encode; "nosuchenc" does not exist.
-	s, err := openSession(p, cfg, []string{"nosuchenc", "identity", "x264enc"}, nil, log, func(Event) {}, nil)
+	s, err := openSession(p, cfg, []string{"nosuchenc", "identity", "x264enc"}, nil, log, func(Event) {}, nil, newEncodeStats())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestEncoderFallback(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}
 	}
-	if _, err := openSession(p, cfg, []string{"nosuchenc"}, nil, log, func(Event) {}, nil); err == nil {
+	if _, err := openSession(p, cfg, []string{"nosuchenc"}, nil, log, func(Event) {}, nil, newEncodeStats()); err == nil {
 		t.Fatal("no encoder could start, but no error")
 	}
 }

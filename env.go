@@ -21,6 +21,7 @@ var envVars = []string{"GST_PLUGIN_PATH", "LD_LIBRARY_PATH", "LD_PRELOAD"}
 // startEnv is the loader environment this process started with: the
 // dynamic loader reads LD_* only then.
 var startEnv = map[string]string{
+	"GST_PLUGIN_PATH": os.Getenv("GST_PLUGIN_PATH"),
 	"LD_LIBRARY_PATH": os.Getenv("LD_LIBRARY_PATH"),
 	"LD_PRELOAD":      os.Getenv("LD_PRELOAD"),
 }

@@ -37,6 +37,8 @@ type session struct {
 	pool    *gst.Pool
 	encoded *gst.Counter
 	outlets []*outlet
+	out     *encodeStats // the SkyLine's output counters (bytes, encode latency)
+	puts    *putRing     // Put times by frame, for the encode latency
 
 	// frame path state, used under SkyLine.mu
 	buf     gst.Buffer
@@ -79,7 +81,7 @@ func fraction(fps float64) string {
 // openSession starts a session with the first encoder of encoders that
 // reaches PLAYING, logging why the others did not.
 func openSession(p Params, cfg Config, encoders []string, dests []Destination, log *slog.Logger,
-	emit func(Event), onFail func(error)) (*session, error) {
+	emit func(Event), onFail func(error), out *encodeStats) (*session, error) {
 	if len(encoders) == 0 {
 		return nil, &MissingElementsError{Missing: []string{DefaultEncoder}}
 	}
@@ -95,6 +97,7 @@ func openSession(p Params, cfg Config, encoders []string, dests []Destination, l
 			s, err = startEncoder(p, cfg, enc, log, onFail)
 		}
 		if err == nil {
+			s.out, s.puts = out, newPutRing()
 			if i > 0 {
 				log.Warn("using fallback encoder", "encoder", enc, "failed", errors.Join(errs...))
 			}
@@ -250,8 +253,15 @@ func (s *session) pullAccessUnits() {
 	defer s.wg.Done()
 	if len(s.outlets) == 0 { // nobody to hand them to: no copies
 		for {
-			if _, eos := s.sink.Discard(100 * time.Millisecond); eos || s.stopping.Load() {
+			size, pts, got, eos := s.sink.Discard(100 * time.Millisecond)
+			if eos || (!got && s.stopping.Load()) {
 				return
+			}
+			if got {
+				s.out.bytes.Add(uint64(size))
+				if d, ok := s.puts.match(pts); ok {
+					s.out.observe(d)
+				}
 			}
 		}
 	}
@@ -267,6 +277,10 @@ func (s *session) pullAccessUnits() {
 			continue
 		}
 		au := &AccessUnit{PTS: smp.PTS, DTS: smp.DTS, Keyframe: smp.Keyframe, Data: smp.Data}
+		s.out.bytes.Add(uint64(len(au.Data)))
+		if d, ok := s.puts.match(au.PTS); ok {
+			s.out.observe(d)
+		}
 		if au.DTS < 0 {
 			au.DTS = au.PTS
 		}
@@ -328,7 +342,9 @@ func (s *session) push(f *Frame, now time.Time, dropped *atomic.Uint64) (bool, e
 		s.buf.Unref()
 		return false, fmt.Errorf("%w: %v", ErrInvalidFrame, err)
 	}
-	s.buf.SetTimes(s.pts(f, now), s.dur)
+	pts := s.pts(f, now)
+	s.buf.SetTimes(pts, s.dur)
+	s.puts.stamp(s.frames, pts)
 	if err := s.src.Push(&s.buf); err != nil {
 		return false, fmt.Errorf("%w: %v", ErrPipeline, err)
 	}

@@ -49,6 +49,7 @@ type SkyLine struct {
 	encoded  uint64
 	written  []uint64
 	lost     []uint64
+	out      *encodeStats
 }
 
 // New creates a SkyLine that will stream to dests (none is allowed: the
@@ -62,7 +63,7 @@ func New(cfg Config, dests ...Destination) (*SkyLine, error) {
 	}
 	log := cfg.Logger.With(slog.String("component", cfg.Name))
 	names := map[string]bool{}
-	needed := []string{"appsrc", "appsink", "videoconvert", "videoscale", "h264parse", cfg.Encoder.Element}
+	needed := append(append([]string(nil), CoreElements...), cfg.Encoder.Element)
 	needPluginPath := false
 	for i, d := range dests {
 		if d == nil {
@@ -105,7 +106,8 @@ func New(cfg Config, dests ...Destination) (*SkyLine, error) {
 		}
 	}
 	s := &SkyLine{cfg: cfg, log: log, dests: dests, clock: cfg.Clock, encoders: encoders,
-		events: newEventQueue(cfg.OnEvent), written: make([]uint64, len(dests)), lost: make([]uint64, len(dests))}
+		events: newEventQueue(cfg.OnEvent), written: make([]uint64, len(dests)), lost: make([]uint64, len(dests)),
+		out: newEncodeStats()}
 	for _, d := range dests {
 		if h, ok := d.(interface{ BeforePut(time.Time) }); ok {
 			s.putHooks = append(s.putHooks, h)
@@ -202,7 +204,7 @@ func (s *SkyLine) Start(p Params) error {
 
 // openLocked opens a session with complete parameters.
 func (s *SkyLine) openLocked(p Params) error {
-	sess, err := openSession(p, s.cfg, s.encoders, s.dests, s.log, s.events.emit, s.fail)
+	sess, err := openSession(p, s.cfg, s.encoders, s.dests, s.log, s.events.emit, s.fail, s.out)
 	if err != nil {
 		s.log.Error("cannot open the pipeline", "error", err)
 		s.err.Store(&err)
@@ -389,6 +391,13 @@ type Stats struct {
 	// Written: access units every destination has taken (the minimum over
 	// Destinations).
 	Written uint64
+	// EncodedBytes: bytes of the access units out of the encoder; its
+	// rate is the output bitrate.
+	EncodedBytes uint64
+	// EncodeLatency: for each access unit, the time from the Put of its
+	// frame to its leaving the encoder (queue wait, conversion and
+	// encoding).
+	EncodeLatency LatencyHistogram
 	// Destinations: access units taken by each destination, in the order
 	// given to New.
 	Destinations []DestinationStats
@@ -411,7 +420,8 @@ type DestinationStats struct {
 func (s *SkyLine) Stats() Stats {
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
-	st := Stats{Accepted: s.accepted.Load(), Dropped: s.dropped.Load(), Encoded: s.encoded}
+	st := Stats{Accepted: s.accepted.Load(), Dropped: s.dropped.Load(), Encoded: s.encoded,
+		EncodedBytes: s.out.bytes.Load(), EncodeLatency: s.out.histogram()}
 	st.Destinations = make([]DestinationStats, len(s.dests))
 	for i, d := range s.dests {
 		st.Destinations[i] = DestinationStats{Name: d.Name(), Written: s.written[i], Lost: s.lost[i]}

@@ -269,4 +269,3 @@ func check(err error) {
 		log.Fatal(err)
 	}
 }
-

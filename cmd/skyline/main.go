@@ -5,6 +5,7 @@
 //	skyline serve                       # test pattern at rtsp://127.0.0.1:8554/skyline
 //	python3 app.py | skyline serve --input stdin --pix-fmt bgr24 --size 1280x720 --fps 30
 //	skyline version                     # versions and the encoders found
+//	skyline doctor --out file:rec.mp4   # what is installed, what is missing and how to fix it
 package main
 
 import (
@@ -30,6 +31,7 @@ commands:
             and to --out destinations (files, RTSP/RTMP/SRT push, KVS, GStreamer)
   kvs-local a local Kinesis Video Streams endpoint (for tests and demos)
   version   print versions and the H.264 encoders found
+  doctor    check GStreamer, elements, encoders and .env; say how to fix what is missing
   help      this text; "skyline serve -h" lists serve's flags
 `
 
@@ -45,6 +47,8 @@ func run(args []string) int {
 		return version()
 	case "kvs-local":
 		return kvsLocal(args[1:])
+	case "doctor":
+		return doctor(args[1:], os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return 0

@@ -35,6 +35,7 @@ type serveOptions struct {
 	outs                outFlags
 	noRTSP              bool
 	web                 webOptions
+	metrics             string
 }
 
 func serve(args []string) int {
@@ -62,6 +63,7 @@ func serve(args []string) int {
 	fs.Var(&o.outs, "out", outHelp)
 	fs.BoolVar(&o.noRTSP, "no-rtsp", false, "do not run the RTSP server (stream only to --out destinations)")
 	addWebFlags(fs, &o.web)
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. :9090)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -163,15 +165,20 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		}
 		dests = append(dests, d)
 	}
+	mc := newServeMetrics(o.metrics)
 	sl, err := skyline.New(skyline.Config{
 		Logger: log, Name: "SkyLine",
 		Encoder: skyline.Encoder{Element: o.encoder, Preset: o.preset, Bitrate: o.bitrate, KeyframeInterval: o.keyint},
-		OnEvent: func(e skyline.Event) { logEvent(log, e) },
+		OnEvent: mc.onEvent(func(e skyline.Event) { logEvent(log, e) }),
 	}, dests...)
 	if err != nil {
 		return err
 	}
 	defer sl.Close()
+	if err := mc.start(sl, stream); err != nil {
+		return err
+	}
+	defer mc.close()
 
 	in, err := openInput(o.input, o)
 	if err != nil {

@@ -467,18 +467,19 @@ func clockTime(t C.guint64) time.Duration {
 }
 
 // Discard waits up to timeout for the next buffer and drops it without
-// copying it. It returns (false, false) on timeout, (true, false) when a
-// buffer was dropped and (false, true) at end of stream.
-func (s *AppSink) Discard(timeout time.Duration) (got, eos bool) {
+// copying it, returning its size and PTS. got is false on timeout; eos
+// is true at end of stream.
+func (s *AppSink) Discard(timeout time.Duration) (size int, pts time.Duration, got, eos bool) {
 	var au C.sk_au
 	switch C.sk_appsink_pull(s.p, C.gint64(timeout), &au) {
 	case 0:
-		return false, false
+		return 0, 0, false, false
 	case -1:
-		return false, true
+		return 0, 0, false, true
 	}
+	size, pts = int(au._map.size), clockTime(au.pts)
 	C.sk_au_release(&au)
-	return true, false
+	return size, pts, true, false
 }
 
 // Pull waits up to timeout for the next buffer. It returns (nil, false) on

@@ -26,7 +26,8 @@ var destinationKinds = []struct {
 	{"Segmented recording", "--out file:rec-%05d.mp4?segment=2s", []string{"splitmuxsink", "mp4mux"}},
 	{"RTMP publish", "--out rtmp://HOST/APP/KEY", []string{"flvmux", "rtmp2sink"}},
 	{"SRT publish", "--out srt://HOST:PORT", []string{"mpegtsmux", "srtsink"}},
-	{"Kinesis Video Streams (kvssink)", "--out kvs://REGION/STREAM", []string{"kvssink"}},
+	{"Kinesis Video Streams (native)", "--out kvs://REGION/STREAM", nil},
+	{"Kinesis Video Streams (kvssink)", "--out kvs://REGION/STREAM?backend=kvssink", []string{"kvssink"}},
 }
 
 // doctor checks what streaming needs on this machine and says how to fix
@@ -168,9 +169,6 @@ func (d *doctorReport) run(outs, needs []string, encoder, envPath string) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	for _, spec := range outs {
-		if strings.HasPrefix(spec, "kvs:") {
-			d.element("kvssink", "--out "+spec, true)
-		}
 		dst, err := parseOut(spec, log)
 		if err != nil {
 			msg := strings.TrimPrefix(err.Error(), "--out "+spec+": ")

@@ -87,6 +87,19 @@ func TestDoctorMissingElement(t *testing.T) {
 	}
 	wantLines(t, out, "MISSING  nvh264enc", "fix: "+skyline.InstallHint("nvh264enc"), "ok       mp4mux")
 
+	// KVS: the native backend needs nothing built; the kvssink backend
+	// needs the C++ producer SDK's plugin.
+	out, code = runCLI(t, t.TempDir(), "doctor", "--out", "kvs://us-east-1/demo")
+	if code != 0 {
+		t.Fatalf("native KVS: exit %d, want 0:\n%s", code, out)
+	}
+	wantLines(t, out, "ok       --out kvs://us-east-1/demo (pure Go)")
+	out, code = runCLI(t, t.TempDir(), "doctor", "--out", "kvs://us-east-1/demo?backend=kvssink")
+	if code != 1 {
+		t.Fatalf("kvssink backend: exit %d, want 1:\n%s", code, out)
+	}
+	wantLines(t, out, "kvssink", "GST_PLUGIN_PATH")
+
 	out, code = runCLI(t, t.TempDir(), "doctor", "--out", "file:rec.avi")
 	if code != 1 {
 		t.Fatalf("exit %d for an unusable --out, want 1:\n%s", code, out)

@@ -66,7 +66,7 @@ func build(t *testing.T) {
 // builds and links (go build -o DIR ./examples/... ../cmd/skyline).
 func TestExamplesBuild(t *testing.T) {
 	build(t)
-	for _, name := range []string{"image-to-rtsp", "multi-destination", "skyline"} {
+	for _, name := range []string{"image-to-rtsp", "multi-destination", "frames-to-kvs", "skyline"} {
 		if _, err := os.Stat(filepath.Join(binDir, name)); err != nil {
 			t.Error(err)
 		}
@@ -76,7 +76,7 @@ func TestExamplesBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range ents { // a new example must come with its test
-		if e.IsDir() && !map[string]bool{"image-to-rtsp": true, "multi-destination": true, "python-pipe": true}[e.Name()] {
+		if e.IsDir() && !map[string]bool{"image-to-rtsp": true, "multi-destination": true, "python-pipe": true, "frames-to-kvs": true}[e.Name()] {
 			t.Errorf("examples/%s is not built and run by this test: add it", e.Name())
 		}
 	}
@@ -358,4 +358,31 @@ func TestPythonPipe(t *testing.T) {
 		t.Fatalf("last line %q, want %q", last, want)
 	}
 	t.Logf("frames %d..%d read back", first, prev)
+}
+
+// TestFramesToKVS runs frames-to-kvs against its in-process local endpoint:
+// every fragment is persisted and the stored media is H.264 ffprobe reads.
+func TestFramesToKVS(t *testing.T) {
+	build(t)
+	data := t.TempDir()
+	p := start(t, nil, filepath.Join(binDir, "frames-to-kvs"), "-seconds", "4", "-data", data)
+	last := p.line(t, "persisted")
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit %d: %s", code, p.stderrText())
+	}
+	var frames, frags, persisted, acks int
+	if _, err := fmt.Sscanf(last, "sent %d frames in %d fragments; %d persisted (acks seen: %d)", &frames, &frags, &persisted, &acks); err != nil {
+		t.Fatalf("%q: %v", last, err)
+	}
+	if frames != 60 || frags == 0 || persisted != frags || acks != frags {
+		t.Fatalf("%q", last)
+	}
+	files, _ := filepath.Glob(filepath.Join(data, "demo", "*.mkv"))
+	if len(files) == 0 {
+		t.Fatal("no media stored")
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", files[0]).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "h264,640,480") {
+		t.Fatalf("ffprobe %s: %v %s", files[0], err, out)
+	}
 }

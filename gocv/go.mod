@@ -4,6 +4,8 @@ go 1.26.8
 
 require github.com/skyline-go/skyline v0.0.0
 
+require github.com/pion/transport/v5 v5.1.4 // indirect
+
 require (
 	github.com/bluenviron/gortsplib/v5 v5.6.5 // indirect
 	github.com/bluenviron/mediacommon/v2 v2.9.5 // indirect
@@ -15,7 +17,6 @@ require (
 	github.com/pion/rtp v1.10.6 // indirect
 	github.com/pion/sdp/v3 v3.0.20 // indirect
 	github.com/pion/srtp/v3 v3.1.3 // indirect
-	github.com/pion/transport/v4 v4.1.0 // indirect
 	go.uber.org/goleak v1.3.0
 	golang.org/x/net v0.59.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect

@@ -1,6 +1,7 @@
 package skyline_test
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"os"
@@ -112,3 +113,74 @@ func (r *funcReceiver) Name() string                           { return "func" }
 func (r *funcReceiver) Open(skyline.StreamInfo) error          { return nil }
 func (r *funcReceiver) WriteAccessUnit(au *skyline.AccessUnit) { r.write(au) }
 func (r *funcReceiver) Close()                                 {}
+
+// Record into 10-minute files, keeping the newest 24 (four hours).
+func ExampleNewSegmentedFile() {
+	rec, err := skyline.NewSegmentedFile("/tmp/rec-%05d.mp4", 10*time.Minute, 24)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(rec.Name())
+	// Output: file:/tmp/rec-%05d.mp4
+}
+
+// Any GStreamer sink as text; bad text is an error naming the culprit.
+func ExampleNewGstSink() {
+	if _, err := skyline.NewGstSink("matroskamux ! filesink location=/tmp/out.mkv"); err != nil {
+		panic(err)
+	}
+	_, err := skyline.NewGstSink("matroskamux ! nosuchsink")
+	fmt.Println(errors.Is(err, skyline.ErrInvalidConfig))
+	// Output: true
+}
+
+// Publish over RTMP or SRT; a stream key never appears in names or logs.
+func ExampleNewPush() {
+	yt, err := skyline.NewPush("rtmp://a.rtmp.youtube.com/live2/abcd-efgh-ijkl")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(yt.Name())
+	// Output: push:rtmp://a.rtmp.youtube.com/live2/****
+}
+
+// Events arrive in order on a goroutine of their own.
+func ExampleConfig_onEvent() {
+	var kinds []skyline.EventKind
+	sl, err := skyline.New(skyline.Config{NoDotEnv: true, OnEvent: func(e skyline.Event) {
+		kinds = append(kinds, e.Kind) // e.State, e.Destination, e.Err...
+	}})
+	if err != nil {
+		panic(err)
+	}
+	_ = sl.Start(skyline.Params{FPS: 30, Width: 64, Height: 48})
+	_ = sl.Close() // delivers what is queued, then stops the event goroutine
+	fmt.Println(kinds)
+	// Output: [state state]
+}
+
+// Describe a Go image without copying it.
+func ExampleFrameFromImage() {
+	img := image.NewYCbCr(image.Rect(0, 0, 640, 480), image.YCbCrSubsampleRatio420)
+	f, err := skyline.FrameFromImage(img) // 4:2:0 goes in without conversion
+	fmt.Println(f.Format, f.Width, f.Height, err)
+	// Output: ycbcr420 640 480 <nil>
+}
+
+// Counters since New, per destination too.
+func ExampleSkyLine_Stats() {
+	rec := &funcReceiver{write: func(*skyline.AccessUnit) {}}
+	sl, err := skyline.New(skyline.Config{NoDotEnv: true}, rec)
+	if err != nil {
+		panic(err)
+	}
+	_ = sl.Start(skyline.Params{FPS: 30, Width: 64, Height: 48})
+	frame := make([]byte, 64*48*3)
+	for i := 0; i < 3; i++ {
+		_, _ = sl.Put(skyline.FrameBGR(frame, 64, 48, 0))
+	}
+	_ = sl.Stop()
+	st := sl.Stats()
+	fmt.Println(st.Accepted, st.Encoded, st.Destinations[0].Name, st.Destinations[0].Written)
+	// Output: 3 3 func 3
+}

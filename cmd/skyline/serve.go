@@ -214,7 +214,23 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	go func() { done <- pump(ctx, in, sl, first, o.frames, &read) }()
 	var pumpErr error
 	if showStatus(o.status) {
-		pumpErr = statusLoop(done, sl, stream, meter, &read)
+		viewers := func() (n int) { // RTSP and browser viewers
+			if stream != nil {
+				n += stream.Viewers()
+			}
+			if web != nil {
+				n += web.Viewers()
+			}
+			return n
+		}
+		served := map[string]bool{} // shown as viewers, not as destinations
+		if stream != nil {
+			served[stream.Name()] = true
+		}
+		if web != nil {
+			served[web.Name()] = true
+		}
+		pumpErr = statusLoop(done, sl, viewers, served, meter, &read)
 	} else {
 		select {
 		case pumpErr = <-done:
@@ -304,7 +320,7 @@ func showStatus(mode string) bool {
 }
 
 // statusLoop prints a live status line every second until the pump ends.
-func statusLoop(done <-chan error, sl *skyline.SkyLine, stream *rtsp.Stream, m *meter, read *atomic.Int64) error {
+func statusLoop(done <-chan error, sl *skyline.SkyLine, viewers func() int, served map[string]bool, m *meter, read *atomic.Int64) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	last := time.Now()
@@ -318,15 +334,11 @@ func statusLoop(done <-chan error, sl *skyline.SkyLine, stream *rtsp.Stream, m *
 			dt := now.Sub(last).Seconds()
 			st := sl.Stats()
 			r, b := read.Load(), m.bytes.Load()
-			viewers := 0
-			if stream != nil {
-				viewers = stream.Viewers()
-			}
 			line := fmt.Sprintf("in %5.1f fps | out %5.1f fps | %6.0f kbit/s | dropped %d | viewers %d",
 				float64(r-lastRead)/dt, float64(st.Encoded-lastEnc)/dt, float64(b-lastBytes)*8/1000/dt,
-				st.Dropped, viewers)
+				st.Dropped, viewers())
 			for _, d := range st.Destinations[1:] { // [0] is the meter
-				if stream != nil && d.Name == stream.Name() {
+				if served[d.Name] {
 					continue
 				}
 				state := "up"

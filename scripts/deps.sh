@@ -15,7 +15,7 @@ PKGS=(
   gstreamer1.0-libav gstreamer1.0-tools
   libyuv-dev
   ffmpeg
-  chromium
+  chromium fonts-liberation libgl1-mesa-dri   # headless page test (with the recommends it needs)
   # the gocv adapter module (gocv/, gocv v0.32.0 = OpenCV 4.6) needs OpenCV
   # with its pkg-config file and a C++ compiler; the python-pipe example
   # and its test need Debian's Python OpenCV (/usr/bin/python3)

@@ -16,9 +16,8 @@ func (h *handler) lookup(path string) *Stream {
 	if err != nil {
 		return nil
 	}
-	h.s.mu.RLock()
-	defer h.s.mu.RUnlock()
-	return h.s.streams[p]
+	st, _ := h.s.streams.Get(p)
+	return st
 }
 
 // resolve finds the stream of a request and checks credentials. It returns

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
+
+	"github.com/skyline-go/skyline/internal/pathmap"
 )
 
 // Defaults for the zero values of ServerConfig.
@@ -187,7 +188,7 @@ type Server struct {
 	mu      sync.RWMutex // guards everything below
 	gs      *gortsplib.Server
 	addr    net.Addr
-	streams map[string]*Stream
+	streams pathmap.Map[*Stream]
 }
 
 // NewServer validates cfg and returns a stopped server.
@@ -197,7 +198,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With(slog.String("component", "rtsp")),
-		streams: map[string]*Stream{}, methods: cfg.AuthMethods}
+		methods: cfg.AuthMethods}
 	s.tls = cfg.TLSConfig
 	if s.tls == nil && cfg.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
@@ -256,7 +257,7 @@ func (s *Server) Start() error {
 	}
 	s.gs = gs
 	s.addr = gs.NetListener().Addr()
-	streams := s.streamList()
+	streams := s.streams.Values()
 	s.mu.Unlock()
 	s.log.Info("RTSP server listening", "address", s.addr.String(), "tls", s.tls != nil,
 		"udp", !s.cfg.DisableUDP, "multicast", !s.cfg.DisableMulticast, "auth", s.cfg.User != "")
@@ -280,7 +281,7 @@ func (s *Server) Close() {
 	s.mu.Lock()
 	gs := s.gs
 	s.gs = nil
-	streams := s.streamList()
+	streams := s.streams.Values()
 	s.mu.Unlock()
 	if gs == nil {
 		return
@@ -315,11 +316,10 @@ func (s *Server) Addr() net.Addr {
 func (s *Server) URLs() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]string, 0, len(s.streams))
-	for p := range s.streams {
+	var out []string
+	for _, p := range s.streams.Paths() {
 		out = append(out, s.urlLocked(p))
 	}
-	sort.Strings(out)
 	return out
 }
 
@@ -343,33 +343,14 @@ func (s *Server) urlLocked(path string) string {
 	return u.String()
 }
 
-func (s *Server) streamList() []*Stream {
-	out := make([]*Stream, 0, len(s.streams))
-	for _, st := range s.streams {
-		out = append(out, st)
-	}
-	return out
-}
-
 // normalizePath adds the missing leading "/", removes a trailing one and
-// rejects paths a URL cannot carry.
+// rejects paths a URL cannot carry (and gortsplib's own trackID= element).
 func normalizePath(p string) (string, error) {
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p
+	n, err := pathmap.Normalize(p, "trackID=")
+	if err != nil {
+		return "", fmt.Errorf("%w: %s", ErrInvalidPath, strings.TrimPrefix(err.Error(), pathmap.ErrInvalid.Error()+": "))
 	}
-	p = strings.TrimRight(p, "/")
-	if p == "" {
-		return "", fmt.Errorf("%w: empty path", ErrInvalidPath)
-	}
-	for _, r := range p {
-		if r <= ' ' || r == 0x7f || r == '?' || r == '#' || r == '%' || r == '\\' {
-			return "", fmt.Errorf("%w: %q has a character a URL path cannot carry (%q)", ErrInvalidPath, p, r)
-		}
-	}
-	if strings.Contains(p, "//") || strings.Contains(p, "/trackID=") {
-		return "", fmt.Errorf("%w: %q", ErrInvalidPath, p)
-	}
-	return p, nil
+	return n, nil
 }
 
 // AddStream creates a stream at path (a missing leading "/" is added). It
@@ -384,13 +365,10 @@ func (s *Server) AddStream(path string, opts StreamOptions) (*Stream, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.streams[p]; ok {
+	st, ok := s.streams.Add(p, func() *Stream { return newStream(s, p, opts) })
+	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrStreamExists, p)
 	}
-	st := newStream(s, p, opts)
-	s.streams[p] = st
 	s.log.Info("stream added", "path", p)
 	return st, nil
 }
@@ -403,10 +381,7 @@ func (s *Server) RemoveStream(path string) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	st, ok := s.streams[p]
-	delete(s.streams, p)
-	s.mu.Unlock()
+	st, ok := s.streams.Remove(p)
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrStreamNotFound, p)
 	}
@@ -421,9 +396,8 @@ func (s *Server) Stream(path string) *Stream {
 	if err != nil {
 		return nil
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.streams[p]
+	st, _ := s.streams.Get(p)
+	return st
 }
 
 // credentials are the server-wide credentials.

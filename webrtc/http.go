@@ -249,13 +249,7 @@ func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {
 	if !authorize(w, r, s.credentials()) {
 		return
 	}
-	s.mu.RLock()
-	paths := make([]string, 0, len(s.streams))
-	for p := range s.streams {
-		paths = append(paths, p)
-	}
-	s.mu.RUnlock()
-	slices.Sort(paths)
+	paths := s.streams.Paths()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = indexTmpl.Execute(w, paths)
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +19,8 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/stun/v4"
 	pion "github.com/pion/webrtc/v4"
+
+	"github.com/skyline-go/skyline/internal/pathmap"
 )
 
 // Defaults for the zero values of ServerConfig.
@@ -209,7 +210,7 @@ type Server struct {
 	addr     net.Addr
 	api      *pion.API
 	closers  []func() error // the ICE muxes of the running server
-	streams  map[string]*Stream
+	streams  pathmap.Map[*Stream]
 	sessions map[string]*viewer
 
 	wg sync.WaitGroup // viewer goroutines
@@ -222,7 +223,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With(slog.String("component", "webrtc")),
-		streams: map[string]*Stream{}, sessions: map[string]*viewer{}}
+		sessions: map[string]*viewer{}}
 	s.tls = cfg.TLSConfig
 	if s.tls == nil && cfg.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
@@ -406,11 +407,10 @@ func (s *Server) Addr() net.Addr {
 func (s *Server) URLs() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]string, 0, len(s.streams))
-	for p := range s.streams {
+	var out []string
+	for _, p := range s.streams.Paths() {
 		out = append(out, s.urlLocked(p+"/"))
 	}
-	sort.Strings(out)
 	return out
 }
 
@@ -432,34 +432,17 @@ func (s *Server) urlLocked(path string) string {
 	return u.String()
 }
 
-// reserved are the last path elements the server uses itself.
+// reserved are the path elements the server uses itself.
 var reserved = []string{"whep", "clock"}
 
 // normalizePath adds the missing leading "/", removes a trailing one and
 // rejects paths a URL cannot carry or that clash with the server's own.
 func normalizePath(p string) (string, error) {
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p
+	n, err := pathmap.Normalize(p, reserved...)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s", ErrInvalidPath, strings.TrimPrefix(err.Error(), pathmap.ErrInvalid.Error()+": "))
 	}
-	p = strings.TrimRight(p, "/")
-	if p == "" {
-		return "", fmt.Errorf("%w: empty path", ErrInvalidPath)
-	}
-	for _, r := range p {
-		if r <= ' ' || r == 0x7f || r == '?' || r == '#' || r == '%' || r == '\\' || r == '"' || r == '<' || r == '>' {
-			return "", fmt.Errorf("%w: %q has a character a URL path cannot carry (%q)", ErrInvalidPath, p, r)
-		}
-	}
-	if strings.Contains(p, "//") || strings.Contains(p, "/./") || strings.Contains(p, "/../") ||
-		strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..") {
-		return "", fmt.Errorf("%w: %q", ErrInvalidPath, p)
-	}
-	for _, r := range reserved {
-		if strings.HasSuffix(p, "/"+r) || strings.Contains(p, "/"+r+"/") {
-			return "", fmt.Errorf("%w: %q: %q is the server's own", ErrInvalidPath, p, r)
-		}
-	}
-	return p, nil
+	return n, nil
 }
 
 // AddStream creates a stream at path (a missing leading "/" is added): its
@@ -474,13 +457,10 @@ func (s *Server) AddStream(path string, opts StreamOptions) (*Stream, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.streams[p]; ok {
+	st, ok := s.streams.Add(p, func() *Stream { return newStream(s, p, opts) })
+	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrStreamExists, p)
 	}
-	st := newStream(s, p, opts)
-	s.streams[p] = st
 	s.log.Info("stream added", "path", p)
 	return st, nil
 }
@@ -493,10 +473,7 @@ func (s *Server) RemoveStream(path string) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	st, ok := s.streams[p]
-	delete(s.streams, p)
-	s.mu.Unlock()
+	st, ok := s.streams.Remove(p)
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrStreamNotFound, p)
 	}
@@ -511,16 +488,14 @@ func (s *Server) Stream(path string) *Stream {
 	if err != nil {
 		return nil
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.streams[p]
+	st, _ := s.streams.Get(p)
+	return st
 }
 
 // lookup is the stream at an already normalised request path, or nil.
 func (s *Server) lookup(p string) *Stream {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.streams[p]
+	st, _ := s.streams.Get(p)
+	return st
 }
 
 // credentials are the server-wide credentials.

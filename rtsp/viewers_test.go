@@ -44,6 +44,7 @@ func TestManyViewersAndAStalledOne(t *testing.T) {
 	time.Sleep(2 * time.Second) // a measurement window, not a synchronisation
 	base := f.latencies(true)
 
+	dropped0 := sl.Stats().Dropped
 	stalled := stalledViewer(t, st.URL())
 	waitFor(t, 5*time.Second, "21 viewers", func() bool { return st.Viewers() == n+1 })
 	t.Cleanup(func() { stalled.Close() })
@@ -55,6 +56,9 @@ func TestManyViewersAndAStalledOne(t *testing.T) {
 	time.Sleep(10 * time.Second) // the test's 10 s window
 	f.Stop()
 	with := f.latencies(false)
+	if d := sl.Stats().Dropped - dropped0; d != 0 {
+		t.Errorf("%d frames refused by Put while a viewer stalled: the encoder was held up", d)
+	}
 	if err := sl.Stop(); err != nil { // drains: every encoded picture is written
 		t.Fatal(err)
 	}
@@ -82,11 +86,14 @@ func TestManyViewersAndAStalledOne(t *testing.T) {
 	if stats.PacketsDropped == 0 && stats.SlowViewersDisconnected == 0 {
 		t.Errorf("the stalled viewer never overflowed: the test did not stall it")
 	}
-	bp95, wp95 := percentile(base, 0.95), percentile(with, 0.95)
+	// Put's own time (conversion, push) must not change: compared by the
+	// median, which a burst of unrelated load on a shared machine does not
+	// move (the p95 is logged; bench/rtsp measures latency properly).
+	bp50, wp50 := percentile(base, 0.5), percentile(with, 0.5)
 	t.Logf("Put latency p50/p95/max: baseline %v/%v/%v, with the stalled viewer %v/%v/%v",
-		percentile(base, 0.5), bp95, percentile(base, 1), percentile(with, 0.5), wp95, percentile(with, 1))
-	if wp95 > 2*bp95+5*time.Millisecond {
-		t.Errorf("Put p95 rose from %v to %v with a stalled viewer", bp95, wp95)
+		bp50, percentile(base, 0.95), percentile(base, 1), wp50, percentile(with, 0.95), percentile(with, 1))
+	if wp50 > 2*bp50+2*time.Millisecond {
+		t.Errorf("Put p50 rose from %v to %v with a stalled viewer", bp50, wp50)
 	}
 	stalled.Close()
 }

@@ -90,7 +90,7 @@ func (t *testSource) Next(ctx context.Context) (skyline.Frame, error) {
 			return skyline.Frame{}, ctx.Err()
 		case <-timer.C:
 		}
-	} else if -d > time.Second { // fell far behind (suspended): resync
+	} else if -d > t.period { // late (start-up, a pause): resync, never burst
 		t.next = now
 	}
 	t.next = t.next.Add(t.period)

@@ -408,3 +408,56 @@ func TestNativeRejectedFragments(t *testing.T) {
 	}
 	t.Logf("reported: %v", fe)
 }
+
+// TestNativeOutageRealTime: the endpoint is down for 10 s of wall-clock
+// time mid-stream while frames keep coming at 15 fps in real time. The
+// client keeps the fragments, backs off, reconnects when the endpoint
+// returns, and every frame is stored.
+func TestNativeOutageRealTime(t *testing.T) {
+	const w, h, fps = 320, 240, 15
+	const before, outage, after = 3 * fps, 10 * fps, 3 * fps
+	dir := t.TempDir()
+	srv := startLocal(t, kvslocal.Config{DataDir: dir})
+	addr := srv.Addr()
+	ev := newEvents()
+	clock := newTestClock(time.Now())
+	cfg := nativeConfig(srv, clock, ev)
+	cfg.MaxBackoff = 2 * time.Second
+	dst, err := kvs.NewNative(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStream(t, dst, w, h, fps, clock, 64)
+	tick := time.NewTicker(time.Second / fps)
+	defer tick.Stop()
+	paced := func(n int) { // one frame per tick: real time
+		for s.next < n {
+			<-tick.C
+			s.put(s.next + 1)
+		}
+	}
+	paced(before)
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	paced(before + outage)
+	down := time.Since(t0)
+	srv2 := startLocal(t, kvslocal.Config{DataDir: dir, Listen: addr})
+	paced(before + outage + after)
+	if err := s.sl.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	st := dst.Stats()
+	t.Logf("endpoint down for %v; stats %+v", down.Round(time.Millisecond), st)
+	if down < 9*time.Second {
+		t.Fatalf("the outage lasted %v, want 10 s", down)
+	}
+	if st.FragmentsDropped != 0 || st.FramesDropped != 0 || st.Connections < 2 || dst.Err() != nil {
+		t.Fatalf("stats %+v err %v: want no loss and a reconnection", st, dst.Err())
+	}
+	if len(errorsAfter(ev.snapshot(), 0)) == 0 {
+		t.Fatal("no failed attempt was reported during the outage")
+	}
+	checkStored(t, srv2, "cam1", s, before+outage+after)
+}

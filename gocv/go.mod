@@ -1,6 +1,6 @@
 module github.com/skyline-go/skyline/gocv
 
-go 1.26.8
+go 1.26.0
 
 require github.com/skyline-go/skyline v0.0.0
 

@@ -45,7 +45,7 @@ fi
 
 if ! command -v go >/dev/null; then
   if [ -x /usr/local/go/bin/go ]; then export PATH=$PATH:/usr/local/go/bin; else
-    echo "deps: Go toolchain not found; install Go >= 1.24 (https://go.dev/dl)" >&2; exit 1
+    echo "deps: Go toolchain not found; install Go >= 1.26 (https://go.dev/dl)" >&2; exit 1
   fi
 fi
 go mod download

@@ -105,9 +105,6 @@ func BenchmarkConvert(b *testing.B) {
 // TestPutAllocs checks the allocation count of Put in steady state.
 // It counts allocations, never time.
 func TestPutAllocs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("streams through the real pipeline")
-	}
 	const w, h = 320, 240
 	// AllocsPerRun counts every goroutine's allocations. Without
 	// destinations the puller drops access units without copying them, so

@@ -158,14 +158,13 @@ func (o *outlet) deliver(au *AccessUnit) {
 	case Receiver:
 		d.WriteAccessUnit(au)
 	case GstDestination:
+		// A refused push fails it now; errors the branch posts later are
+		// found by the 100 ms poll in run.
 		if err := o.branch.push(au); err != nil {
 			o.fail(err)
 			o.lost.Add(1)
 			o.lostSeen++
 			return
-		}
-		if err := o.branch.check(); err != nil {
-			o.fail(err)
 		}
 	}
 	o.needKey = false

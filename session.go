@@ -352,6 +352,8 @@ func (s *session) push(f *Frame, now time.Time, dropped *atomic.Uint64) (bool, e
 	return true, nil
 }
 
+// pts timestamps a frame: its capture time (or the Put time) since the
+// session's start, or n/fps in fixed-rate mode; always strictly increasing.
 func (s *session) pts(f *Frame, now time.Time) time.Duration {
 	var pts time.Duration
 	if s.cfg.Timestamps == TimestampsFixedRate {

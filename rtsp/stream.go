@@ -19,6 +19,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
 	"github.com/skyline-go/skyline"
+	"github.com/skyline-go/skyline/internal/feed"
 )
 
 // StreamOptions configure one stream. The zero value is valid: the stream
@@ -98,8 +99,7 @@ type Stream struct {
 	haveTicks bool
 	warned    bool
 
-	keyMu sync.Mutex // serialises RequestKeyframe calls with Close
-	keyFn func()
+	feed feed.Feed // the session feeding the stream: keyframe requests, events
 
 	vmu     sync.Mutex // guards viewers and the viewer structs
 	viewers map[*viewer]struct{}
@@ -197,44 +197,24 @@ func (s *Stream) Open(info skyline.StreamInfo) error {
 	s.open, s.info = true, info
 	s.mu.Unlock()
 
-	s.keyMu.Lock()
-	s.keyFn = info.RequestKeyframe
-	s.keyMu.Unlock()
+	s.feed.Attach(info)
 	return nil
 }
 
 // Close implements skyline.Receiver: the SkyLine's session ended. Viewers
 // stay connected, waiting for the next session.
 func (s *Stream) Close() {
-	s.keyMu.Lock()
-	s.keyFn = nil
-	s.keyMu.Unlock()
+	s.feed.Detach()
 	s.mu.Lock()
 	s.open = false
 	s.mu.Unlock()
 }
 
 // emit reports an event to the feeding SkyLine's program, if one is open.
-func (s *Stream) emit(e skyline.Event) {
-	s.mu.Lock()
-	fn := s.info.Emit
-	if !s.open {
-		fn = nil
-	}
-	s.mu.Unlock()
-	if fn != nil {
-		fn(e)
-	}
-}
+func (s *Stream) emit(e skyline.Event) { s.feed.Emit(e) }
 
 // requestKeyframe asks the feeding SkyLine for a keyframe, if any.
-func (s *Stream) requestKeyframe() {
-	s.keyMu.Lock()
-	defer s.keyMu.Unlock()
-	if s.keyFn != nil {
-		s.keyFn()
-	}
-}
+func (s *Stream) requestKeyframe() { s.feed.RequestKeyframe() }
 
 // WriteAccessUnit implements skyline.Receiver: it packetises the access
 // unit and queues the packets to every viewer. It never blocks on a viewer.
@@ -396,9 +376,7 @@ func (s *Stream) remove() {
 	s.removed = true
 	s.closeStreamLocked()
 	s.mu.Unlock()
-	s.keyMu.Lock()
-	s.keyFn = nil
-	s.keyMu.Unlock()
+	s.feed.Detach()
 }
 
 // viewerOf is the viewer of a session, or nil.

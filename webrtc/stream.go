@@ -16,6 +16,7 @@ import (
 	"github.com/pion/rtp/codecs"
 
 	"github.com/skyline-go/skyline"
+	"github.com/skyline-go/skyline/internal/feed"
 )
 
 // StreamOptions configure one stream. The zero value is valid: the stream
@@ -107,8 +108,7 @@ type Stream struct {
 	width     int
 	height    int
 
-	keyMu sync.Mutex // serialises RequestKeyframe calls with Close
-	keyFn func()
+	feed feed.Feed // the session feeding the stream: keyframe requests, events
 
 	vmu     sync.Mutex // guards viewers and the viewers' fan-out fields
 	viewers map[*viewer]struct{}
@@ -203,44 +203,24 @@ func (s *Stream) Open(info skyline.StreamInfo) error {
 	s.width, s.height = info.Width, info.Height
 	s.mu.Unlock()
 
-	s.keyMu.Lock()
-	s.keyFn = info.RequestKeyframe
-	s.keyMu.Unlock()
+	s.feed.Attach(info)
 	return nil
 }
 
 // Close implements skyline.Receiver: the SkyLine's session ended. Viewers
 // stay connected, waiting for the next session.
 func (s *Stream) Close() {
-	s.keyMu.Lock()
-	s.keyFn = nil
-	s.keyMu.Unlock()
+	s.feed.Detach()
 	s.mu.Lock()
 	s.open = false
 	s.mu.Unlock()
 }
 
 // emit reports an event to the feeding SkyLine's program, if one is open.
-func (s *Stream) emit(e skyline.Event) {
-	s.mu.Lock()
-	fn := s.info.Emit
-	if !s.open {
-		fn = nil
-	}
-	s.mu.Unlock()
-	if fn != nil {
-		fn(e)
-	}
-}
+func (s *Stream) emit(e skyline.Event) { s.feed.Emit(e) }
 
 // requestKeyframe asks the feeding SkyLine for a keyframe, if any.
-func (s *Stream) requestKeyframe() {
-	s.keyMu.Lock()
-	defer s.keyMu.Unlock()
-	if s.keyFn != nil {
-		s.keyFn()
-	}
-}
+func (s *Stream) requestKeyframe() { s.feed.RequestKeyframe() }
 
 // WriteAccessUnit implements skyline.Receiver: it packetises the access
 // unit once and queues it to every connected viewer. It never blocks on a
@@ -353,9 +333,7 @@ func (s *Stream) remove() {
 	s.mu.Lock()
 	s.removed = true
 	s.mu.Unlock()
-	s.keyMu.Lock()
-	s.keyFn = nil
-	s.keyMu.Unlock()
+	s.feed.Detach()
 	s.vmu.Lock()
 	vs := make([]*viewer, 0, len(s.viewers))
 	for v := range s.viewers {

@@ -76,7 +76,18 @@ type cli struct {
 
 func startCLI(t *testing.T, args ...string) *cli {
 	t.Helper()
+	return startCLIIn(t, "", nil, args...)
+}
+
+// startCLIIn runs the binary in dir (or the test's folder) with extra
+// environment variables.
+func startCLIIn(t *testing.T, dir string, env []string, args ...string) *cli {
+	t.Helper()
 	c := &cli{cmd: exec.Command(binary, args...), lines: make(chan string, 100), done: make(chan error, 1)}
+	c.cmd.Dir = dir
+	if env != nil {
+		c.cmd.Env = append(os.Environ(), env...)
+	}
 	c.cmd.Stderr = &c.stderr
 	var err error
 	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
@@ -267,27 +278,8 @@ func TestServeOutputs(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = ff.Process.Kill(); _ = ff.Wait() })
 
-	c := &cli{cmd: exec.Command(binary, "serve", "--input", "testsrc",
-		"--out", fmt.Sprintf("rtsp://127.0.0.1:%d/live", port), "--out", "file:rec-%05d.mp4?segment=2s"),
-		lines: make(chan string, 100), done: make(chan error, 1)}
-	c.cmd.Dir = dir
-	c.cmd.Stderr = &c.stderr
-	out, err := c.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.cmd.Process.Kill() })
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-		close(c.lines)
-		c.done <- c.cmd.Wait()
-	}()
+	c := startCLIIn(t, dir, nil, "serve", "--input", "testsrc",
+		"--out", fmt.Sprintf("rtsp://127.0.0.1:%d/live", port), "--out", "file:rec-%05d.mp4?segment=2s")
 	c.line(t, "rtsp://127.0.0.1:8554/skyline")
 	// Three segments exist once the third has started (about 4 s in).
 	deadline := time.Now().Add(60 * time.Second)
@@ -390,26 +382,8 @@ func TestServeToLocalKVS(t *testing.T) {
 		}
 	}()
 
-	c := &cli{cmd: exec.Command(binary, "serve", "--input", "testsrc", "--no-rtsp", "--out", "kvs://us-east-1/demo"),
-		lines: make(chan string, 100), done: make(chan error, 1)}
-	c.cmd.Env = append(os.Environ(), append(creds, fmt.Sprintf("AWS_ENDPOINT_URL_KINESIS_VIDEO=http://127.0.0.1:%d", port))...)
-	c.cmd.Stderr = &c.stderr
-	out, err := c.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.cmd.Process.Kill() })
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-		close(c.lines)
-		c.done <- c.cmd.Wait()
-	}()
+	c := startCLIIn(t, "", append(creds, fmt.Sprintf("AWS_ENDPOINT_URL_KINESIS_VIDEO=http://127.0.0.1:%d", port)),
+		"serve", "--input", "testsrc", "--no-rtsp", "--out", "kvs://us-east-1/demo")
 	c.line(t, "out:     kvs")
 	// Wait until two fragments (2 s each) are stored, then stop.
 	deadline := time.Now().Add(60 * time.Second)

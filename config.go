@@ -15,6 +15,9 @@ const (
 	DefaultKeyframeInterval = 2 * time.Second
 	// DefaultDrainTimeout bounds how long Stop waits for the end of stream.
 	DefaultDrainTimeout = 5 * time.Second
+	// DefaultStartTimeout bounds how long Start waits for the pipeline to
+	// open.
+	DefaultStartTimeout = 10 * time.Second
 	// DefaultEncoder is the software H.264 encoder.
 	DefaultEncoder = "x264enc"
 	// DefaultPreset is x264's speed preset, chosen with bench/presets: at
@@ -71,15 +74,22 @@ type Config struct {
 	// WarmupFrames is the number of frames a warm-up measures
 	// (FPS_METER_WARMUP_FRAMES). Default 100; at least 2.
 	WarmupFrames int
-	// DrainTimeout bounds how long Stop waits for the pipeline to finish
-	// what it holds. Default 5 s.
+	// DrainTimeout bounds how long Stop waits for the pipeline and the
+	// destinations to finish what they hold (one deadline for all; Stop
+	// returns within DrainTimeout + 1 s). Default 5 s.
 	DrainTimeout time.Duration
+	// StartTimeout bounds how long Start waits for the encoder to open
+	// (with its fallbacks); see Start. Default 10 s.
+	StartTimeout time.Duration
 
-	// Clock supplies the time (for tests). Default: the system clock.
+	// Clock supplies the time (for tests); it must be safe for concurrent
+	// use. Default: the system clock.
 	Clock Clock
 
 	// OnEvent, when set, receives every Event in order, from a goroutine
-	// of its own (a slow callback delays only later events, never Put).
+	// of its own, never under a SkyLine lock: it may call any method of the
+	// SkyLine, Close included. A slow callback delays only later events,
+	// never Put.
 	OnEvent func(Event)
 
 	// DestinationQueue bounds the access units waiting for each
@@ -101,6 +111,11 @@ type Encoder struct {
 	// EncoderCandidates the machine has (hardware first, x264enc last);
 	// if it cannot start, the next one is tried and the reason logged.
 	Element string
+	// Candidates replaces EncoderCandidates as the encoders tried in order
+	// when Element is empty (those not installed are skipped). An encoder
+	// that fails to start, or fails on its first frames, makes way for the
+	// next one, with a warning and EventEncoderFallback.
+	Candidates []string
 	// Bitrate in kbit/s. Default: 0.09 bit per pixel per frame, between 300
 	// and 20000 (2.5 Mbit/s at 1280x720@30).
 	Bitrate int
@@ -162,6 +177,9 @@ func (c Config) withDefaults() Config {
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = DefaultDrainTimeout
 	}
+	if c.StartTimeout == 0 {
+		c.StartTimeout = DefaultStartTimeout
+	}
 	if c.Clock == nil {
 		c.Clock = systemClock{}
 	}
@@ -197,8 +215,8 @@ func (c Config) validate() error {
 		return configErr("DestinationQueue %d: want 1..100000", c.DestinationQueue)
 	case c.RetryMin < 0 || c.RetryMax < c.RetryMin:
 		return configErr("RetryMin %v / RetryMax %v: want 0 <= RetryMin <= RetryMax", c.RetryMin, c.RetryMax)
-	case c.DrainTimeout < 0:
-		return configErr("negative DrainTimeout")
+	case c.DrainTimeout < 0 || c.StartTimeout < 0:
+		return configErr("negative DrainTimeout or StartTimeout")
 	case c.Encoder.Bitrate < 0 || c.Encoder.Bitrate > 1_000_000:
 		return configErr("Encoder.Bitrate %d kbit/s: want 1..1000000 or 0 for automatic", c.Encoder.Bitrate)
 	case c.Encoder.KeyframeInterval < 0:

@@ -15,18 +15,52 @@ type Destination interface {
 }
 
 // Receiver is a destination implemented in Go.
+//
+// Its methods are called from the destination's own goroutine (the
+// outlet), never two at a time and never under a SkyLine lock: a slow
+// Receiver delays only itself. The outlet owns its failure handling for
+// every kind of destination: when Open or WriteAccessUnit returns an error
+// (or panics) the destination is marked down (Stats Up=false), reported
+// (EventDestinationDown, EventDestinationRetrying), Closed, and reopened
+// with exponential backoff (Config.RetryMin..RetryMax); it then resumes at
+// a keyframe (EventDestinationRecovered). Access units it misses meanwhile
+// are counted in its Lost.
 type Receiver interface {
 	Destination
-	// Open is called when a streaming session starts.
+	// Open is called when a streaming session starts, and again to reopen
+	// the destination after a failure. An error (wrapped in ErrDestination
+	// and reported) leaves it down until the next attempt.
 	Open(info StreamInfo) error
-	// WriteAccessUnit hands over one encoded picture, from the
-	// destination's own goroutine (a slow Receiver delays only itself; past
-	// Config.DestinationQueue its access units are dropped and it resumes at
-	// a keyframe). The AccessUnit is shared by all destinations and must not
-	// be modified; it may be kept.
-	WriteAccessUnit(au *AccessUnit)
-	// Close is called when the session ends, after the last access unit.
+	// WriteAccessUnit hands over one encoded picture. nil means the
+	// destination took it (Stats Written); an error means it did not and
+	// the destination is failed (Lost, then Close and a later Open). The
+	// first access unit after each Open is a keyframe. Past
+	// Config.DestinationQueue waiting access units the excess is dropped
+	// (Lost) and delivery resumes at a keyframe. The AccessUnit is shared by
+	// all destinations and must not be modified; it may be kept.
+	WriteAccessUnit(au *AccessUnit) error
+	// Close is called when the session ends (after the last access unit,
+	// within Config.DrainTimeout, else the destination is detached and
+	// closed when its call returns) and after a failure.
 	Close()
+}
+
+// DeliveryReporter is an optional interface of a Receiver that delivers
+// after WriteAccessUnit returns (the native KVS client buffers fragments
+// and sends them on a connection of its own). Stats shows the destination
+// Up only while Connected, and adds Lost (access units it gave up after
+// taking them) to the outlet's own count.
+type DeliveryReporter interface {
+	DeliveryStatus() DeliveryStatus
+}
+
+// DeliveryStatus is what a DeliveryReporter reports.
+type DeliveryStatus struct {
+	// Connected: the destination can deliver now.
+	Connected bool
+	// Lost: access units taken by WriteAccessUnit and later given up,
+	// since the destination was created.
+	Lost uint64
 }
 
 // GstDestination is a destination implemented as a GStreamer branch.

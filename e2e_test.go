@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,11 +17,17 @@ import (
 // fakeClock advances by a fixed step on every Now, so timestamps and warm-up
 // measurements are exact.
 type fakeClock struct {
+	mu   sync.Mutex
 	t    time.Time
 	step time.Duration
 }
 
-func (c *fakeClock) Now() time.Time { c.t = c.t.Add(c.step); return c.t }
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(c.step)
+	return c.t
+}
 
 func newClock(fps float64) *fakeClock {
 	return &fakeClock{t: time.Unix(1_700_000_000, 0), step: time.Duration(float64(time.Second) / fps)}

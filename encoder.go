@@ -16,8 +16,12 @@ func encoderChoices(reg registry, e Encoder) []string {
 	if e.Element != "" {
 		return []string{e.Element}
 	}
+	names := EncoderCandidates
+	if len(e.Candidates) > 0 {
+		names = e.Candidates
+	}
 	var out []string
-	for _, name := range EncoderCandidates {
+	for _, name := range names {
 		if reg.HasElement(name) {
 			out = append(out, name)
 		}

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 type fakeRegistry map[string]bool
@@ -71,14 +72,14 @@ func TestEncoderFallback(t *testing.T) {
 	}
 	p := Params{FPS: 30, Width: 64, Height: 48}
 	// "identity" exists but cannot encode; "nosuchenc" does not exist.
-	s, err := openSession(p, cfg, []string{"nosuchenc", "identity", "x264enc"}, nil, log, func(Event) {}, nil, newEncodeStats())
+	s, err := openSession(p, cfg, []string{"nosuchenc", "identity", "x264enc"}, nil, nil, log, func(Event) {}, nil, newEncodeStats())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.encoder != "x264enc" {
 		t.Fatalf("encoder %s", s.encoder)
 	}
-	if err := s.close(); err != nil {
+	if err := s.close(time.Now().Add(5 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	s.encoded.Free()
@@ -87,7 +88,7 @@ func TestEncoderFallback(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}
 	}
-	if _, err := openSession(p, cfg, []string{"nosuchenc"}, nil, log, func(Event) {}, nil, newEncodeStats()); err == nil {
+	if _, err := openSession(p, cfg, []string{"nosuchenc"}, nil, nil, log, func(Event) {}, nil, newEncodeStats()); err == nil {
 		t.Fatal("no encoder could start, but no error")
 	}
 }

@@ -1,7 +1,11 @@
 package skyline
 
 import (
+	"bytes"
+	"runtime"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,6 +39,10 @@ const (
 	EventAck EventKind = "ack"
 	// EventError: a destination reports an error that did not take it down.
 	EventError EventKind = "error"
+	// EventEncoderFallback: an encoder failed on its first frames (Event.Err)
+	// and the next candidate is tried (Event.Detail: "old -> new"); the
+	// failed one is not tried again by this SkyLine.
+	EventEncoderFallback EventKind = "encoder-fallback"
 )
 
 // Event is something that happened to a SkyLine or its destinations.
@@ -63,6 +71,9 @@ type eventQueue struct {
 	lost    int64
 	closed  bool
 	stopped chan struct{}
+	// goid is the delivering goroutine's id: Close called from the
+	// callback must not wait for the callback to return.
+	goid atomic.Uint64
 }
 
 const maxQueuedEvents = 4096
@@ -100,6 +111,7 @@ func (e *eventQueue) emit(ev Event) {
 
 func (e *eventQueue) run() {
 	defer close(e.stopped)
+	e.goid.Store(goroutineID())
 	for {
 		e.mu.Lock()
 		for len(e.q) == 0 && e.lost == 0 && !e.closed {
@@ -123,11 +135,29 @@ func (e *eventQueue) run() {
 	}
 }
 
-// close delivers what is queued, then stops the goroutine.
+// close delivers what is queued, then stops the goroutine and waits for
+// it, except when called from the callback itself (it then ends once the
+// callback returns).
 func (e *eventQueue) close() {
 	e.mu.Lock()
 	e.closed = true
 	e.cond.Signal()
 	e.mu.Unlock()
+	if e.fn != nil && e.goid.Load() == goroutineID() {
+		return
+	}
 	<-e.stopped
+}
+
+// goroutineID is the current goroutine's id, read from its stack header
+// ("goroutine 123 [running]:"). Used only to detect a re-entrant Close.
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	id, _ := strconv.ParseUint(string(b), 10, 64)
+	return id
 }

@@ -109,10 +109,10 @@ func ExampleReceiver() {
 
 type funcReceiver struct{ write func(*skyline.AccessUnit) }
 
-func (r *funcReceiver) Name() string                           { return "func" }
-func (r *funcReceiver) Open(skyline.StreamInfo) error          { return nil }
-func (r *funcReceiver) WriteAccessUnit(au *skyline.AccessUnit) { r.write(au) }
-func (r *funcReceiver) Close()                                 {}
+func (r *funcReceiver) Name() string                                 { return "func" }
+func (r *funcReceiver) Open(skyline.StreamInfo) error                { return nil }
+func (r *funcReceiver) WriteAccessUnit(au *skyline.AccessUnit) error { r.write(au); return nil }
+func (r *funcReceiver) Close()                                       {}
 
 // Record into 10-minute files, keeping the newest 24 (four hours).
 func ExampleNewSegmentedFile() {

@@ -230,3 +230,17 @@ func isNilImage(img image.Image) bool {
 	v := reflect.ValueOf(img)
 	return v.Kind() == reflect.Pointer && v.IsNil()
 }
+
+// clone copies the frame's pixels (the warm-up keeps the frame that ends
+// it). Time is kept.
+func (f *Frame) clone() Frame {
+	c := *f
+	c.Data = append([]byte(nil), f.Data...)
+	if f.U != nil {
+		c.U = append([]byte(nil), f.U...)
+	}
+	if f.V != nil {
+		c.V = append([]byte(nil), f.V...)
+	}
+	return c
+}

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -22,73 +22,240 @@ const (
 	DefaultRetryMax = 30 * time.Second
 )
 
-// outlet isolates one destination: its own bounded queue and goroutine, so
-// a slow or failing destination never stalls the encoder or the others.
-// Overflow is dropped and counted, and delivery resumes at the next
-// keyframe. A GstDestination runs in its own small pipeline
-// (appsrc ! h264parse ! <its branch>), which is torn down when it fails and
-// reopened with exponential backoff.
+// branchQueue bounds the access units waiting inside a GstDestination's
+// own pipeline (its appsrc), for a branch that is slower than the stream
+// (a stalled RTMP peer, a hung network file system). Beyond it access
+// units are dropped in Go, counted in Lost, and the branch resumes at a
+// keyframe; the appsrc is also set to drop (leaky) at this bound so that
+// nothing queues without limit in C.
+const branchQueue = 64
+
+// destStats are one destination's counters across sessions (Stats). The
+// outlets of successive sessions update them.
+type destStats struct {
+	written, lost atomic.Uint64
+	up            atomic.Bool
+	reporter      DeliveryReporter // nil unless the Receiver is one
+	// last is the done channel of the destination's latest outlet, which
+	// may still run after its session when it was detached (owner only).
+	last chan struct{}
+}
+
+// outlet isolates one destination for one session: its own bounded queue
+// and goroutine (run), so a slow, stuck, failing or panicking destination
+// never stalls the encoder, the control plane or the others. It owns every
+// destination kind's failure handling: backoff, reopening, events and
+// counters. A GstDestination runs in its own small pipeline
+// (appsrc ! h264parse ! <its branch>).
 type outlet struct {
 	dest  Destination
+	recv  Receiver       // nil for a GstDestination
+	gstd  GstDestination // nil for a Receiver
 	name  string
 	log   *slog.Logger
 	emit  func(Event)
 	cfg   Config
 	info  StreamInfo
+	st    *destStats
+	prev  <-chan struct{} // the previous session's outlet (nil: none running)
 	queue chan *AccessUnit
-	done  chan struct{}
+	// closing is closed (after queue) when the session ends; deadline is
+	// written before and read after, so the channel orders them.
+	closing  chan struct{}
+	deadline time.Time
+	opened   chan struct{} // closed after the first open attempt
+	done     chan struct{}
 
-	written  atomic.Int64 // access units delivered
-	lost     atomic.Int64 // access units dropped (overflow, down, waiting for a keyframe)
+	detached atomic.Bool  // the session gave up waiting for it
+	overflow atomic.Int64 // access units the full queue refused
+	lost     atomic.Int64 // all of this outlet's losses
 	reported atomic.Int64 // lost already reported in an EventDropped
-	up       atomic.Bool  // taking the stream (false while a failed one waits to retry)
+	closeErr error        // written by run before done is closed
 
 	// owned by run
-	needKey   bool
-	lostSeen  int64
-	lastLoss  time.Time
-	branch    *branch // GstDestination: the running pipeline, nil while down
-	failures  int
-	restarts  int
-	retryAt   time.Time
-	everUp    bool
-	wasDown   bool
-	closeErr  error
-	closeOnce sync.Once
+	isOpen       bool
+	branch       *branch // GstDestination: the running pipeline
+	needKey      bool
+	overflowSeen int64
+	lastLoss     time.Time
+	failures     int
+	restarts     int
+	retryAt      time.Time
+	everUp       bool
+	wasDown      bool
 }
 
-func newOutlet(d Destination, cfg Config, log *slog.Logger, emit func(Event), info StreamInfo) *outlet {
-	o := &outlet{dest: d, name: d.Name(), cfg: cfg, emit: emit, info: info, needKey: true,
+func newOutlet(d Destination, st *destStats, cfg Config, log *slog.Logger, emit func(Event), info StreamInfo) *outlet {
+	o := &outlet{dest: d, name: d.Name(), cfg: cfg, emit: emit, info: info, st: st, needKey: true,
 		log:   log.With(slog.String("destination", d.Name())),
-		queue: make(chan *AccessUnit, cfg.DestinationQueue), done: make(chan struct{})}
+		queue: make(chan *AccessUnit, cfg.DestinationQueue), closing: make(chan struct{}),
+		opened: make(chan struct{}), done: make(chan struct{})}
+	o.recv, _ = d.(Receiver)
+	o.gstd, _ = d.(GstDestination)
 	o.info.Emit = func(e Event) {
 		if e.Destination == "" {
 			e.Destination = o.name
 		}
 		emit(e)
 	}
+	if st.last != nil {
+		o.prev = st.last
+	}
+	st.last = o.done
 	return o
 }
 
-// open starts the destination. For a Receiver an Open error fails the
-// session start (a configuration problem); a GstDestination that cannot
-// start is reported and retried like any later failure.
-func (o *outlet) open() error {
-	switch d := o.dest.(type) {
-	case Receiver:
-		if err := d.Open(o.info); err != nil {
-			return fmt.Errorf("destination %s: %w", o.name, err)
-		}
-		o.markUp()
-	case GstDestination:
-		o.startBranch(time.Now())
+// start launches the outlet's goroutine, which opens the destination.
+func (o *outlet) start() { go o.run() }
+
+// offer queues an access unit without ever blocking (the puller calls it).
+func (o *outlet) offer(au *AccessUnit) {
+	select {
+	case o.queue <- au:
+	default:
+		o.overflow.Add(1)
+		o.lose(1)
 	}
-	go o.run()
-	return nil
 }
 
-func (o *outlet) markUp() {
-	o.up.Store(true)
+func (o *outlet) lose(n int64) {
+	o.lost.Add(n)
+	o.st.lost.Add(uint64(n))
+}
+
+// run opens the destination and delivers queued access units until the
+// queue is closed.
+func (o *outlet) run() {
+	defer close(o.done)
+	if o.prev != nil { // the last session's outlet was detached: one at a time
+		select {
+		case <-o.prev:
+		case <-o.closing:
+		}
+	}
+	if !o.closed() {
+		o.reopen(time.Now())
+	}
+	close(o.opened)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case au, ok := <-o.queue:
+			if !ok {
+				o.finish()
+				return
+			}
+			if o.detached.Load() {
+				o.lose(1)
+				continue
+			}
+			o.deliver(au)
+		case now := <-tick.C:
+			o.poll(now)
+		}
+		o.reportLoss()
+	}
+}
+
+func (o *outlet) closed() bool {
+	select {
+	case <-o.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+func (o *outlet) deliver(au *AccessUnit) {
+	if n := o.overflow.Load(); n != o.overflowSeen { // the queue overflowed: resume at a keyframe
+		o.overflowSeen = n
+		o.needKey = true
+		o.info.RequestKeyframe()
+	}
+	if !o.isOpen {
+		o.poll(time.Now()) // reopens it when its backoff has elapsed
+		if !o.isOpen {
+			o.lose(1)
+			return
+		}
+	}
+	if o.needKey && !au.Keyframe {
+		o.lose(1)
+		return
+	}
+	var err error
+	if o.recv != nil {
+		err = o.protect("WriteAccessUnit", func() error { return o.recv.WriteAccessUnit(au) })
+	} else {
+		if o.branch.src.Level() >= branchQueue { // the branch is behind: drop, resume at a keyframe
+			o.lose(1)
+			o.needKey = true
+			o.info.RequestKeyframe()
+			return
+		}
+		// A refused push fails it now; errors the branch posts later are
+		// found by the 100 ms poll in run.
+		err = o.branch.push(au)
+	}
+	if err != nil {
+		o.lose(1)
+		o.fail(err)
+		return
+	}
+	o.needKey = false
+	o.st.written.Add(1)
+}
+
+// protect calls a Receiver method, turning a panic into an error.
+func (o *outlet) protect(what string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			o.log.Debug("destination panicked", "in", what, "stack", string(debug.Stack()))
+			err = fmt.Errorf("%w: %s panicked: %v", ErrDestination, what, r)
+		}
+	}()
+	return fn()
+}
+
+// poll checks a running branch for errors and reopens a failed destination
+// when its backoff has elapsed.
+func (o *outlet) poll(now time.Time) {
+	if o.isOpen {
+		if o.branch != nil {
+			if err := o.branch.check(); err != nil {
+				o.fail(err)
+			}
+		}
+		return
+	}
+	if !o.retryAt.IsZero() && !now.Before(o.retryAt) {
+		o.reopen(now)
+	}
+}
+
+// reopen opens the destination (the first time, or after a failure).
+func (o *outlet) reopen(time.Time) {
+	var err error
+	if o.recv != nil {
+		err = o.protect("Open", func() error { return o.recv.Open(o.info) })
+	} else {
+		text := o.gstd.Launch()
+		if r, ok := o.gstd.(interface{ LaunchRetry(int) string }); ok && o.failures > 0 {
+			o.restarts++
+			text = r.LaunchRetry(o.restarts)
+		}
+		o.branch, err = startBranch(text, o.log)
+	}
+	if err != nil {
+		o.fail(err)
+		return
+	}
+	o.isOpen = true
+	o.retryAt = time.Time{}
+	o.needKey = true
+	o.info.RequestKeyframe()
+	o.st.up.Store(true)
 	if !o.everUp {
 		o.everUp = true
 		o.emit(Event{Kind: EventDestinationUp, Destination: o.name})
@@ -100,127 +267,27 @@ func (o *outlet) markUp() {
 	o.failures = 0
 }
 
-// offer queues an access unit without ever blocking.
-func (o *outlet) offer(au *AccessUnit) {
-	select {
-	case o.queue <- au:
-	default:
-		o.lost.Add(1)
-	}
-}
-
-// run delivers queued access units until the queue is closed.
-func (o *outlet) run() {
-	defer close(o.done)
-	_, isBranch := o.dest.(GstDestination)
-	var tick <-chan time.Time
-	if isBranch {
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		tick = t.C
-	}
-	for {
-		select {
-		case au, ok := <-o.queue:
-			if !ok {
-				o.finish()
-				return
-			}
-			o.deliver(au)
-		case now := <-tick:
-			o.poll(now)
-		}
-		o.reportLoss()
-	}
-}
-
-func (o *outlet) deliver(au *AccessUnit) {
-	if o.lost.Load() != o.lostSeen { // something was dropped: resume at a keyframe
-		o.lostSeen = o.lost.Load()
-		o.needKey = true
-		o.info.RequestKeyframe()
-	}
-	_, isBranch := o.dest.(GstDestination)
-	if isBranch && o.branch == nil {
-		o.poll(time.Now()) // reopens it when its backoff has elapsed
-		if o.branch == nil {
-			o.lost.Add(1)
-			o.lostSeen++
-			return
-		}
-	}
-	if o.needKey && !au.Keyframe {
-		o.lost.Add(1)
-		o.lostSeen++
-		return
-	}
-	switch d := o.dest.(type) {
-	case Receiver:
-		d.WriteAccessUnit(au)
-	case GstDestination:
-		// A refused push fails it now; errors the branch posts later are
-		// found by the 100 ms poll in run.
-		if err := o.branch.push(au); err != nil {
-			o.fail(err)
-			o.lost.Add(1)
-			o.lostSeen++
-			return
-		}
-	}
-	o.needKey = false
-	o.written.Add(1)
-}
-
-// poll checks a running branch for errors and reopens a failed one when
-// its backoff has elapsed.
-func (o *outlet) poll(now time.Time) {
-	if o.branch != nil {
-		if err := o.branch.check(); err != nil {
-			o.fail(err)
-		}
-		return
-	}
-	if !o.retryAt.IsZero() && !now.Before(o.retryAt) {
-		o.startBranch(now)
-	}
-}
-
-func (o *outlet) startBranch(now time.Time) {
-	d := o.dest.(GstDestination)
-	text := d.Launch()
-	if r, ok := d.(interface{ LaunchRetry(int) string }); ok && o.failures > 0 {
-		o.restarts++
-		text = r.LaunchRetry(o.restarts)
-	}
-	b, err := startBranch(text, o.log)
-	if err != nil {
-		o.fail(err)
-		return
-	}
-	o.branch = b
-	o.retryAt = time.Time{}
-	o.needKey = true
-	o.info.RequestKeyframe()
-	o.markUp()
-}
-
-// fail tears the branch down, reports it and schedules a retry.
+// fail closes the destination, reports it and schedules a retry.
 func (o *outlet) fail(err error) {
 	msg := maskSecrets(err.Error())
 	if sec, ok := o.dest.(interface{ Secrets() []string }); ok {
 		msg = mask(msg, sec.Secrets())
 	}
-	err = errors.New(msg)
-	o.up.Store(false)
+	err = fmt.Errorf("%w: %s", ErrDestination, msg)
+	o.st.up.Store(false)
+	if o.isOpen && o.recv != nil {
+		_ = o.protect("Close", func() error { o.recv.Close(); return nil })
+	}
 	if o.branch != nil {
 		o.branch.abort()
 		o.branch = nil
 	}
+	o.isOpen = false
 	o.failures++
 	o.wasDown = true
 	backoff := min(o.cfg.RetryMin<<min(o.failures-1, 20), o.cfg.RetryMax)
 	o.retryAt = time.Now().Add(backoff)
-	o.log.Warn("destination failed; retrying", "error", err, "attempt", o.failures, "in", backoff)
+	o.log.Warn("destination failed; retrying", "error", msg, "attempt", o.failures, "in", backoff)
 	o.emit(Event{Kind: EventDestinationDown, Destination: o.name, Err: err})
 	o.emit(Event{Kind: EventDestinationRetrying, Destination: o.name, Attempt: o.failures, Retry: backoff})
 }
@@ -238,21 +305,6 @@ func (o *outlet) reportLoss() {
 	}
 }
 
-// finish ends the destination after the last access unit: a branch gets
-// an end of stream (files are finalised) within DrainTimeout.
-func (o *outlet) finish() {
-	o.reportLossNow()
-	switch d := o.dest.(type) {
-	case Receiver:
-		d.Close()
-	case GstDestination:
-		if o.branch != nil {
-			o.closeErr = o.branch.drain(o.cfg.DrainTimeout)
-			o.branch = nil
-		}
-	}
-}
-
 func (o *outlet) reportLossNow() {
 	if n := o.lost.Load() - o.reported.Load(); n > 0 {
 		o.emit(Event{Kind: EventDropped, Destination: o.name, Count: n})
@@ -260,11 +312,69 @@ func (o *outlet) reportLossNow() {
 	}
 }
 
-// close ends the queue and waits for the destination to finish.
-func (o *outlet) close() error {
-	o.closeOnce.Do(func() { close(o.queue) })
-	<-o.done
-	return o.closeErr
+// finish ends the destination after the last access unit: a Receiver is
+// closed, a branch gets an end of stream (files are finalised) within what
+// is left of the deadline.
+func (o *outlet) finish() {
+	if o.isOpen {
+		if o.recv != nil {
+			_ = o.protect("Close", func() error { o.recv.Close(); return nil })
+		} else {
+			o.closeErr = o.branch.drain(time.Until(o.deadline))
+			o.branch = nil
+		}
+	}
+	o.isOpen = false
+	if !o.detached.Load() {
+		o.st.up.Store(false)
+	}
+	o.reportLossNow()
+}
+
+// close ends the queue and waits until deadline for the destination to
+// finish. One that does not is detached: marked down, reported, its
+// waiting access units counted lost; its goroutine closes it whenever its
+// current call returns, and the destination's next outlet waits for that.
+func (o *outlet) close(deadline time.Time) error {
+	o.deadline = deadline
+	close(o.queue)
+	close(o.closing)
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-o.done:
+		return o.closeErr
+	case <-timer.C:
+	}
+	o.detached.Store(true)
+	o.st.up.Store(false)
+	for drained := false; !drained; {
+		select {
+		case _, ok := <-o.queue:
+			if !ok {
+				drained = true
+			} else {
+				o.lose(1)
+			}
+		default:
+			drained = true
+		}
+	}
+	err := fmt.Errorf("%w: %s did not finish within DrainTimeout (%v); detached", ErrDestination, o.name, o.cfg.DrainTimeout)
+	o.log.Warn("destination did not finish in time; detached", "timeout", o.cfg.DrainTimeout)
+	o.emit(Event{Kind: EventDestinationDown, Destination: o.name, Err: err})
+	o.reportLossNow()
+	return err
+}
+
+// waitOpened waits until the first open attempt is done or deadline.
+func (o *outlet) waitOpened(deadline time.Time) {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-o.opened:
+	case <-timer.C:
+	}
 }
 
 // branch is a GstDestination's own pipeline.
@@ -285,7 +395,7 @@ func startBranch(text string, log *slog.Logger) (*branch, error) {
 		return nil, err
 	}
 	b := &branch{pipe: p, src: gst.AsAppSrc(p.ByName("src"))}
-	if err := b.src.SetCaps("video/x-h264,stream-format=byte-stream,alignment=au"); err != nil {
+	if err := b.src.SetCaps("video/x-h264,stream-format=byte-stream,alignment=au", branchQueue); err != nil {
 		b.abort()
 		return nil, err
 	}
@@ -337,8 +447,9 @@ func (b *branch) check() error {
 	}
 }
 
-// drain sends an end of stream and waits for it to be written out. A
-// branch that never received an access unit has nothing to finalise.
+// drain sends an end of stream and waits up to timeout for it to be
+// written out. A branch that never received an access unit has nothing to
+// finalise.
 func (b *branch) drain(timeout time.Duration) error {
 	if !b.have {
 		b.abort()
@@ -350,7 +461,7 @@ func (b *branch) drain(timeout time.Duration) error {
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
-			err = fmt.Errorf("%w: end of stream not written within %v", ErrPipeline, timeout)
+			err = fmt.Errorf("%w: end of stream not written within the drain timeout", ErrPipeline)
 			break
 		}
 		m, ok := b.pipe.PopMessage(left)

@@ -14,10 +14,10 @@ type countingReceiver struct {
 	aus, opens, closes atomic.Int64
 }
 
-func (r *countingReceiver) Name() string                        { return "count" }
-func (r *countingReceiver) Open(skyline.StreamInfo) error       { r.opens.Add(1); return nil }
-func (r *countingReceiver) WriteAccessUnit(*skyline.AccessUnit) { r.aus.Add(1) }
-func (r *countingReceiver) Close()                              { r.closes.Add(1) }
+func (r *countingReceiver) Name() string                              { return "count" }
+func (r *countingReceiver) Open(skyline.StreamInfo) error             { r.opens.Add(1); return nil }
+func (r *countingReceiver) WriteAccessUnit(*skyline.AccessUnit) error { r.aus.Add(1); return nil }
+func (r *countingReceiver) Close()                                    { r.closes.Add(1) }
 
 // Stop with only a Receiver must return: the pipeline goes to NULL (its bus
 // then flushes) while the bus watcher waits for a wake-up message.

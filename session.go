@@ -39,21 +39,33 @@ type session struct {
 	outlets []*outlet
 	out     *encodeStats // the SkyLine's output counters (bytes, encode latency)
 	puts    *putRing     // Put times by frame, for the encode latency
+	aus     atomic.Int64 // access units pulled out of the encoder
 
-	// frame path state, used under SkyLine.mu
-	buf     gst.Buffer
-	scratch []byte
-	frames  int64
-	lastPTS time.Duration
-	dur     time.Duration
+	// The frame path: Put holds putMu while it converts and pushes one
+	// frame (never longer: the push does not block). close sets shut under
+	// it, after which no frame reaches the pipeline.
+	putMu    sync.Mutex
+	shut     bool
+	buf      gst.Buffer
+	scratch  []byte
+	frames   int64
+	lastPTS  time.Duration
+	dur      time.Duration
+	reanchor time.Duration // added to capture times from another clock
+	anchored bool
+
+	// relMu guards the encoder element against release while a keyframe
+	// is requested (outlets, even detached ones, may ask at any time).
+	relMu    sync.RWMutex
+	released bool
 
 	failed   atomic.Pointer[error]
 	failedCh chan struct{} // closed when failed is set
-	onFail   func(error)
+	onFail   func(*session, error)
 	eos      chan struct{}
 	eosOnce  sync.Once
 	stopping atomic.Bool // the goroutines end
-	draining atomic.Bool // Stop is draining: errors are returned, not a new ERROR state
+	draining atomic.Bool // Stop is draining: errors are returned, not reported
 	wg       sync.WaitGroup
 	lastKey  atomic.Int64 // unix nanos of the last keyframe request
 }
@@ -78,10 +90,11 @@ func fraction(fps float64) string {
 	return fmt.Sprintf("%d/1000", int(math.Round(fps*1000)))
 }
 
-// openSession starts a session with the first encoder of encoders that
-// reaches PLAYING, logging why the others did not.
-func openSession(p Params, cfg Config, encoders []string, dests []Destination, log *slog.Logger,
-	emit func(Event), onFail func(error), out *encodeStats) (*session, error) {
+// openSession starts a session with the first of encoders that reaches
+// PLAYING, logging why the others did not, then starts an outlet per
+// destination and waits (at most openWait) for their first open attempt.
+func openSession(p Params, cfg Config, encoders []string, dests []Destination, stats []*destStats,
+	log *slog.Logger, emit func(Event), onFail func(*session, error), out *encodeStats) (*session, error) {
 	if len(encoders) == 0 {
 		return nil, &MissingElementsError{Missing: []string{DefaultEncoder}}
 	}
@@ -101,10 +114,7 @@ func openSession(p Params, cfg Config, encoders []string, dests []Destination, l
 			if i > 0 {
 				log.Warn("using fallback encoder", "encoder", enc, "failed", errors.Join(errs...))
 			}
-			if err := s.openOutlets(dests, emit); err != nil {
-				s.release()
-				return nil, err
-			}
+			s.openOutlets(dests, stats, emit)
 			return s, nil
 		}
 		if errors.Is(err, ErrInvalidConfig) && cfg.Encoder.Element != "" {
@@ -116,8 +126,13 @@ func openSession(p Params, cfg Config, encoders []string, dests []Destination, l
 	return nil, fmt.Errorf("%w: no encoder could start: %w", ErrPipeline, errors.Join(errs...))
 }
 
+// openWait bounds how long a session start waits for its destinations'
+// first open attempt (they open in parallel, each in its own goroutine; a
+// slower one comes up later and says so with EventDestinationUp).
+const openWait = time.Second
+
 // startEncoder builds and starts the encoder pipeline.
-func startEncoder(p Params, cfg Config, encoder string, log *slog.Logger, onFail func(error)) (*session, error) {
+func startEncoder(p Params, cfg Config, encoder string, log *slog.Logger, onFail func(*session, error)) (*session, error) {
 	s := &session{log: log, params: p, cfg: cfg, encoder: encoder, onFail: onFail,
 		eos: make(chan struct{}), failedCh: make(chan struct{})}
 	s.dur = time.Duration(float64(time.Second) / p.FPS)
@@ -171,25 +186,22 @@ func startEncoder(p Params, cfg Config, encoder string, log *slog.Logger, onFail
 	return s, nil
 }
 
-// openOutlets opens every destination behind its outlet, then starts the
-// access-unit puller.
-func (s *session) openOutlets(dests []Destination, emit func(Event)) error {
+// openOutlets starts an outlet per destination and the access-unit
+// puller, and waits (at most openWait) for the outlets' first open.
+func (s *session) openOutlets(dests []Destination, stats []*destStats, emit func(Event)) {
 	info := StreamInfo{Width: s.params.Width, Height: s.params.Height, FPS: s.params.FPS, Start: s.start,
 		RequestKeyframe: s.requestKeyframe}
-	for _, d := range dests {
-		o := newOutlet(d, s.cfg, s.log, emit, info)
-		if err := o.open(); err != nil {
-			for _, o := range s.outlets {
-				_ = o.close()
-			}
-			s.outlets = nil
-			return fmt.Errorf("%w: %v", ErrPipeline, err)
-		}
+	for i, d := range dests {
+		o := newOutlet(d, stats[i], s.cfg, s.log, emit, info)
 		s.outlets = append(s.outlets, o)
+		o.start()
+	}
+	deadline := time.Now().Add(openWait)
+	for _, o := range s.outlets {
+		o.waitOpened(deadline)
 	}
 	s.wg.Add(1)
 	go s.pullAccessUnits()
-	return nil
 }
 
 // errUnexplained marks a start failure the bus gave no reason for.
@@ -228,7 +240,7 @@ func (s *session) watchBus() {
 				close(s.failedCh)
 				s.log.Error("pipeline error", "element", m.Source, "error", m.Text, "debug", m.Debug)
 				if s.onFail != nil && !s.stopping.Load() && !s.draining.Load() {
-					s.onFail(err)
+					s.onFail(s, err) // a request to the owner; never blocks
 				}
 			}
 			s.eosOnce.Do(func() { close(s.eos) }) // nothing more will drain
@@ -258,6 +270,7 @@ func (s *session) pullAccessUnits() {
 				return
 			}
 			if got {
+				s.aus.Add(1)
 				s.out.bytes.Add(uint64(size))
 				if d, ok := s.puts.match(pts); ok {
 					s.out.observe(d)
@@ -276,6 +289,7 @@ func (s *session) pullAccessUnits() {
 			}
 			continue
 		}
+		s.aus.Add(1)
 		au := &AccessUnit{PTS: smp.PTS, DTS: smp.DTS, Keyframe: smp.Keyframe, Data: smp.Data}
 		s.out.bytes.Add(uint64(len(au.Data)))
 		if d, ok := s.puts.match(au.PTS); ok {
@@ -291,27 +305,40 @@ func (s *session) pullAccessUnits() {
 }
 
 // requestKeyframe asks the encoder for a keyframe, at most one request per
-// 100 ms (viewers joining together share one).
+// 100 ms (viewers joining together share one). Safe at any time, even
+// after the session ended.
 func (s *session) requestKeyframe() {
 	now := time.Now().UnixNano()
 	last := s.lastKey.Load()
 	if now-last < int64(100*time.Millisecond) || !s.lastKey.CompareAndSwap(last, now) {
 		return
 	}
-	if s.stopping.Load() {
+	s.relMu.RLock()
+	defer s.relMu.RUnlock()
+	if s.released || s.stopping.Load() {
 		return
 	}
 	s.enc.ForceKeyUnit()
 }
 
+// push converts a frame into a pooled buffer and hands it to the appsrc.
+// It never waits for the encoder: a full queue refuses the frame
+// (DropNewest) or makes the appsrc discard its oldest (DropOldest).
 func (s *session) push(f *Frame, now time.Time, dropped *atomic.Uint64) (bool, error) {
+	s.putMu.Lock()
+	defer s.putMu.Unlock()
+	if s.shut {
+		dropped.Add(1)
+		return false, ErrOpening
+	}
 	if s.failed.Load() != nil {
-		return false, nil
+		dropped.Add(1)
+		return false, ErrStreamFailed
 	}
 	if s.src.Level() >= s.cfg.QueueSize {
 		dropped.Add(1)
 		if s.cfg.Drop == DropNewest {
-			return false, nil
+			return false, ErrQueueFull
 		}
 	}
 	if err := s.pool.Acquire(&s.buf); err != nil {
@@ -352,19 +379,37 @@ func (s *session) push(f *Frame, now time.Time, dropped *atomic.Uint64) (bool, e
 	return true, nil
 }
 
+// captureSkew is how far a capture time (Frame.Time) may be from the Put
+// time before it is taken for a reading of another clock: a frame is not
+// captured after it is Put, nor (in a live stream) 5 s before.
+const (
+	captureAhead  = time.Second
+	captureBehind = 5 * time.Second
+)
+
 // pts timestamps a frame: its capture time (or the Put time) since the
 // session's start, or n/fps in fixed-rate mode; always strictly increasing.
+// A capture time from another clock (boot time, a camera's own) is
+// re-anchored once to the Put time, with a warning, so that the spacing of
+// the frames is kept (never compressed onto the session's start).
 func (s *session) pts(f *Frame, now time.Time) time.Duration {
 	var pts time.Duration
 	if s.cfg.Timestamps == TimestampsFixedRate {
 		pts = time.Duration(float64(s.frames) * float64(time.Second) / s.params.FPS)
+	} else if f.Time.IsZero() {
+		pts = now.Sub(s.start)
 	} else {
-		t := f.Time
-		if t.IsZero() {
+		t := f.Time.Add(s.reanchor)
+		if skew := now.Sub(t); !s.anchored && (skew < -captureAhead || skew > captureBehind) {
+			s.anchored = true
+			s.reanchor = now.Sub(f.Time)
 			t = now
+			s.log.Warn("Frame.Time is not on the clock of time.Now (more than 1 s ahead or 5 s behind the Put time); "+
+				"re-anchoring capture times to the Put time", "skew", skew)
 		}
-		pts = max(t.Sub(s.start), 0)
+		pts = t.Sub(s.start)
 	}
+	pts = max(pts, 0)
 	if s.frames > 0 && pts <= s.lastPTS {
 		pts = s.lastPTS + time.Millisecond
 	}
@@ -372,12 +417,16 @@ func (s *session) pts(f *Frame, now time.Time) time.Duration {
 	return pts
 }
 
-// close ends the session: an end of stream through the encoder, a bounded
-// wait for it, then every destination finishes what it holds (files are
-// finalised) and everything is released. It returns the first error.
-func (s *session) close() error {
+// close ends the session by deadline: no more frames, an end of stream
+// through the encoder, then every destination finishes what it holds
+// (files are finalised); one that does not finish in time is detached.
+// Everything is released. It returns the first error.
+func (s *session) close(deadline time.Time) error {
+	s.putMu.Lock()
+	s.shut = true
+	s.putMu.Unlock()
 	s.src.EndOfStream()
-	timer := time.NewTimer(s.cfg.DrainTimeout)
+	timer := time.NewTimer(time.Until(deadline))
 	select {
 	case <-s.eos:
 	case <-timer.C:
@@ -385,14 +434,14 @@ func (s *session) close() error {
 	}
 	timer.Stop()
 	s.stopping.Store(true)
-	s.wg.Wait() // the puller has handed out the last access unit
+	s.wg.Wait() // the puller has handed out the last access unit (it polls every 100 ms)
 	errs := make([]error, len(s.outlets))
 	var wg sync.WaitGroup
 	for i, o := range s.outlets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = o.close()
+			errs[i] = o.close(deadline)
 		}()
 	}
 	wg.Wait()
@@ -403,6 +452,27 @@ func (s *session) close() error {
 	return errors.Join(errs...)
 }
 
+// abort ends a failed session at once: its outlets are closed with
+// deadline (they finish what they hold), the pipeline released.
+func (s *session) abort(deadline time.Time) {
+	s.putMu.Lock()
+	s.shut = true
+	s.putMu.Unlock()
+	s.stopping.Store(true)
+	s.pipe.Wake()
+	s.wg.Wait()
+	var wg sync.WaitGroup
+	for _, o := range s.outlets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = o.close(deadline)
+		}()
+	}
+	wg.Wait()
+	s.release()
+}
+
 // release stops the goroutines and frees the encoder pipeline. Idempotent.
 func (s *session) release() {
 	if s.pipe == nil {
@@ -411,6 +481,9 @@ func (s *session) release() {
 	s.stopping.Store(true)
 	s.pipe.Wake()
 	s.wg.Wait()
+	s.relMu.Lock()
+	s.released = true
+	s.relMu.Unlock()
 	s.buf.Unref()
 	s.sink.Unref()
 	s.enc.Unref()
@@ -420,15 +493,6 @@ func (s *session) release() {
 	if s.pool != nil {
 		s.pool.Close()
 	}
-}
-
-// destinationCounts reads the written and lost counters of each outlet.
-func (s *session) destinationCounts() (written, lost []int64) {
-	for _, o := range s.outlets {
-		written = append(written, o.written.Load())
-		lost = append(lost, o.lost.Load())
-	}
-	return written, lost
 }
 
 // secretProps matches property assignments whose values are secrets

@@ -2,8 +2,6 @@ package skyline
 
 import (
 	"fmt"
-	"image"
-	"image/draw"
 	"log/slog"
 	"math"
 	"sync"
@@ -15,41 +13,91 @@ import (
 
 // SkyLine streams frames through one H.264 encode to its destinations.
 // Create it with New; then Start, Put frames, Stop, as often as needed;
-// Close at the end. All methods are safe for concurrent use; Put is meant
-// to be called from one goroutine (the vision loop).
+// Close at the end. All methods are safe for concurrent use, and may be
+// called from Config.OnEvent.
+//
+// One goroutine (run) owns the control plane: it opens, falls back, drains
+// and closes sessions; Start, Stop and Close are requests to it that wait
+// with a bound. Put never waits for it: it reads the live session
+// atomically, copies the frame and enqueues it.
 type SkyLine struct {
 	cfg      Config
 	log      *slog.Logger
 	dests    []Destination
+	dstats   []*destStats // per destination, across sessions
 	clock    Clock
 	encoders []string // encoders to try, in order
 	events   *eventQueue
-
-	state atomic.Int32 // State; written under mu (and by a failing session, CAS)
-	err   atomic.Pointer[error]
-
-	mu       sync.Mutex // guards everything below
-	closed   bool
-	want     Params // resolved request of the current Start (Auto = measure)
-	last     Params // parameters of the last streaming session
-	cur      Params // parameters of the current session
-	sess     *session
-	warm     warmup
-	lastWarn time.Time
-	scratch  *image.RGBA // PutImage conversions
+	out      *encodeStats
 	// putHooks are the destinations with an optional BeforePut(now)
 	// method, called for every frame streamed (kvssink's credential file
 	// refresh check). They must be cheap.
 	putHooks []interface{ BeforePut(time.Time) }
 
-	sessPtr  atomic.Pointer[session] // the live session, for Stats
-	statsMu  sync.Mutex              // guards the counters of closed sessions and sessPtr's counters
+	state  atomic.Int32 // State; changed under stateMu
+	err    atomic.Pointer[error]
+	live   atomic.Pointer[session] // the session Put feeds; nil while none
+	params atomic.Pointer[Params]  // current or last session's
+	closed atomic.Bool
+	// closeErr: what the last session ended with, for Close.
+	closeErr atomic.Pointer[error]
+
+	// Requests to the owner goroutine. quit is closed by Close; done when
+	// run has returned.
+	reqs   chan request
+	warmCh chan warmResult
+	failCh chan sessionFailure
+	quit   chan struct{}
+	done   chan struct{}
+
+	// stateMu orders state changes between the owner and the Puts of a
+	// warm-up; it guards the warm-up below and is never held across
+	// anything slow.
+	stateMu  sync.Mutex
+	want     Params // resolved request of the current Start (Auto = measure)
+	warm     warmup
+	epoch    uint64 // counts warm-ups; a stale warm-up result is ignored
+	warmSent bool   // this warm-up's result went to the owner
+	lastWarn atomic.Int64
+
 	accepted atomic.Uint64
 	dropped  atomic.Uint64
-	encoded  uint64
-	written  []uint64
-	lost     []uint64
-	out      *encodeStats
+
+	statsMu  sync.Mutex // guards the three below
+	encoded  uint64     // access units of ended sessions
+	statSess *session   // the owner's session, for its live counter
+	encoder  string     // the encoder of the current or last session
+
+	// owned by run
+	sess *session
+	last Params           // parameters of the last streaming session
+	bad  map[string]error // encoders that failed on their first frames
+}
+
+type reqKind int
+
+const (
+	reqStart reqKind = iota
+	reqStop
+)
+
+type request struct {
+	kind   reqKind
+	params Params
+	reply  chan error
+}
+
+// warmResult is sent by the Put that ends a warm-up.
+type warmResult struct {
+	epoch uint64
+	p     Params
+	first Frame     // the frame that ended the warm-up (a copy), streamed first
+	at    time.Time // its Put time
+}
+
+type sessionFailure struct {
+	sess *session
+	err  error
 }
 
 // New creates a SkyLine that will stream to dests (none is allowed: the
@@ -106,13 +154,18 @@ func New(cfg Config, dests ...Destination) (*SkyLine, error) {
 		}
 	}
 	s := &SkyLine{cfg: cfg, log: log, dests: dests, clock: cfg.Clock, encoders: encoders,
-		events: newEventQueue(cfg.OnEvent), written: make([]uint64, len(dests)), lost: make([]uint64, len(dests)),
-		out: newEncodeStats()}
+		events: newEventQueue(cfg.OnEvent), out: newEncodeStats(), bad: map[string]error{},
+		reqs: make(chan request), warmCh: make(chan warmResult, 1), failCh: make(chan sessionFailure, 8),
+		quit: make(chan struct{}), done: make(chan struct{})}
 	for _, d := range dests {
+		st := &destStats{}
+		st.reporter, _ = d.(DeliveryReporter)
+		s.dstats = append(s.dstats, st)
 		if h, ok := d.(interface{ BeforePut(time.Time) }); ok {
 			s.putHooks = append(s.putHooks, h)
 		}
 	}
+	go s.run()
 	return s, nil
 }
 
@@ -166,69 +219,274 @@ func (s *SkyLine) Err() error {
 // last one when not streaming (the original's video_fps, video_width,
 // video_height). Unknown values are 0.
 func (s *SkyLine) Params() Params {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sess != nil {
-		return s.cur
+	if p := s.params.Load(); p != nil {
+		return *p
 	}
-	return s.last
+	return Params{}
 }
 
 // Start starts a streaming session (the original's start_streaming). Each of
 // p's fields is a value, Auto or LastValue. When all are known the pipeline
 // opens now (StateStreaming, or StateError and an error if it cannot);
 // otherwise the next Puts warm up to measure them. Starting while warming up
-// or streaming ends the current session first.
+// or streaming ends the current session first (as Stop does).
+//
+// Start waits at most DrainTimeout (ending a running session) plus
+// StartTimeout (opening the encoder, trying the next candidate when one
+// fails); past that it returns ErrTimeout and the opening goes on (State
+// tells its outcome). Destinations open in the background, each on its
+// own: Start waits up to 1 s for them, a slower or failing one is reported
+// by events and retried.
 func (s *SkyLine) Start(p Params) error {
 	if err := p.validate(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	return s.request(request{kind: reqStart, params: p}, s.cfg.DrainTimeout+s.cfg.StartTimeout)
+}
+
+// Stop ends the session (the original's stop_streaming) with a clean end of
+// stream, so files and fragments are finalised, and returns to StateStopped.
+// It returns the error the pipeline or a destination ended with, if any. It
+// returns within DrainTimeout + 1 s: a destination that has not finished
+// by DrainTimeout is detached (reported, its waiting access units counted
+// lost) and closed when its current call returns.
+func (s *SkyLine) Stop() error {
+	return s.request(request{kind: reqStop}, s.cfg.DrainTimeout+time.Second)
+}
+
+// Close stops and releases the SkyLine, within DrainTimeout + 1 s (as
+// Stop), then delivers the events already queued and waits for the OnEvent
+// callback to return (unless Close is called from that callback). It is
+// safe to call more than once; every other method then returns ErrClosed.
+func (s *SkyLine) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(s.quit)
+	var err error
+	timer := time.NewTimer(s.cfg.DrainTimeout + time.Second)
+	select {
+	case <-s.done:
+		if p := s.closeErr.Load(); p != nil {
+			err = *p
+		}
+	case <-timer.C:
+		err = fmt.Errorf("%w: Close: the session did not end within DrainTimeout + 1 s; it ends in the background", ErrTimeout)
+	}
+	timer.Stop()
+	s.events.close()
+	return err
+}
+
+// request hands a request to the owner and waits for its answer, at most
+// bound in all.
+func (s *SkyLine) request(r request, bound time.Duration) error {
+	if s.closed.Load() {
 		return ErrClosed
 	}
-	if err := s.endSessionLocked(); err != nil {
+	r.reply = make(chan error, 1)
+	timer := time.NewTimer(bound)
+	defer timer.Stop()
+	select {
+	case s.reqs <- r:
+	case <-s.done:
+		return ErrClosed
+	case <-timer.C:
+		return fmt.Errorf("%w: the SkyLine is busy with an earlier Start or Stop (waited %v)", ErrTimeout, bound)
+	}
+	select {
+	case err := <-r.reply:
+		return err
+	case <-timer.C:
+		return fmt.Errorf("%w: not done within %v; it goes on in the background", ErrTimeout, bound)
+	}
+}
+
+// run is the owner goroutine: every session is opened, failed over,
+// drained and closed here, one request at a time.
+func (s *SkyLine) run() {
+	defer close(s.done)
+	for {
+		select {
+		case r := <-s.reqs:
+			switch r.kind {
+			case reqStart:
+				r.reply <- s.doStart(r.params)
+			case reqStop:
+				r.reply <- s.doStop()
+			}
+		case w := <-s.warmCh:
+			s.doWarmedUp(w)
+		case f := <-s.failCh:
+			s.doFail(f)
+		case <-s.quit:
+			if err := s.doStop(); err != nil {
+				s.closeErr.Store(&err)
+			}
+			return
+		}
+	}
+}
+
+func (s *SkyLine) doStart(p Params) error {
+	if err := s.endSession(); err != nil {
 		s.log.Warn("previous session ended with an error", "error", err)
 	}
 	s.err.Store(nil)
-	s.want = p.resolve(s.last)
-	if !s.want.complete() {
-		s.log.Info("starting warm-up", "fps", s.want.FPS, "width", s.want.Width, "height", s.want.Height,
+	want := p.resolve(s.last)
+	if !want.complete() {
+		s.log.Info("starting warm-up", "fps", want.FPS, "width", want.Width, "height", want.Height,
 			"frames", s.cfg.WarmupFrames)
+		s.stateMu.Lock()
+		s.want, s.warm, s.warmSent = want, warmup{}, false
+		s.epoch++
 		s.setState(StateStartWarmup)
+		s.stateMu.Unlock()
 		return nil
 	}
-	return s.openLocked(s.want)
+	return s.open(want, nil, time.Time{})
 }
 
-// openLocked opens a session with complete parameters.
-func (s *SkyLine) openLocked(p Params) error {
-	sess, err := openSession(p, s.cfg, s.encoders, s.dests, s.log, s.events.emit, s.fail, s.out)
+func (s *SkyLine) doStop() error {
+	err := s.endSession()
+	s.stateMu.Lock()
+	s.epoch++ // a warm-up result still on its way is stale
+	s.setState(StateStopped)
+	s.stateMu.Unlock()
+	return err
+}
+
+func (s *SkyLine) doWarmedUp(w warmResult) {
+	s.stateMu.Lock()
+	current := w.epoch == s.epoch && State(s.state.Load()) == StateWarmup
+	s.stateMu.Unlock()
+	if !current {
+		return
+	}
+	s.log.Info("warm-up done", "fps", w.p.FPS, "width", w.p.Width, "height", w.p.Height)
+	if err := s.open(w.p, &w.first, w.at); err != nil {
+		s.dropped.Add(1) // the frame that ended the warm-up
+	}
+}
+
+// candidates are the encoders to try: those that have not failed on their
+// first frames in this SkyLine (all of them again when every one has).
+func (s *SkyLine) candidates() []string {
+	var out []string
+	for _, e := range s.encoders {
+		if s.bad[e] == nil {
+			out = append(out, e)
+		}
+	}
+	if len(out) == 0 {
+		return s.encoders
+	}
+	return out
+}
+
+// open opens a session with complete parameters and, when first is set,
+// streams it as the session's first frame.
+func (s *SkyLine) open(p Params, first *Frame, at time.Time) error {
+	if err := checkSize(s.candidates()[0], p); err != nil {
+		return s.setError(err)
+	}
+	sess, err := openSession(p, s.cfg, s.candidates(), s.dests, s.dstats, s.log, s.events.emit, s.onSessionFail, s.out)
 	if err != nil {
 		s.log.Error("cannot open the pipeline", "error", err)
-		s.err.Store(&err)
-		s.setState(StateError)
-		return err
+		return s.setError(err)
 	}
-	s.sess, s.cur, s.last = sess, p, p
-	s.sessPtr.Store(sess)
+	s.sess, s.last = sess, p
+	s.params.Store(&p)
+	s.statsMu.Lock()
+	s.statSess, s.encoder = sess, sess.encoder
+	s.statsMu.Unlock()
+	if first != nil {
+		if ok, _ := sess.push(first, at, &s.dropped); ok {
+			s.accepted.Add(1)
+		}
+	}
+	s.live.Store(sess)
+	s.stateMu.Lock()
 	s.setState(StateStreaming)
+	s.stateMu.Unlock()
 	s.log.Info("streaming", "fps", p.FPS, "width", p.Width, "height", p.Height,
 		"encoder", sess.encoder, "bitrate_kbps", s.cfg.Encoder.bitrate(p))
 	return nil
 }
 
-// fail moves a streaming SkyLine to StateError when its encoder fails.
-func (s *SkyLine) fail(err error) {
-	err = fmt.Errorf("%w: %v", ErrPipeline, err)
-	if s.state.CompareAndSwap(int32(StateStreaming), int32(StateError)) {
-		s.err.Store(&err)
-		s.log.Error("streaming failed", "error", err)
-		s.events.emit(Event{Kind: EventState, State: StateError, From: StateStreaming, Err: err})
+// setError moves to StateError with err (owner only).
+func (s *SkyLine) setError(err error) error {
+	s.err.Store(&err)
+	s.stateMu.Lock()
+	s.setState(StateError)
+	s.stateMu.Unlock()
+	return err
+}
+
+// onSessionFail is called by a session's bus watcher when its pipeline
+// fails: a request to the owner that never blocks (one per session).
+func (s *SkyLine) onSessionFail(sess *session, err error) {
+	select {
+	case s.failCh <- sessionFailure{sess, err}:
+	default:
 	}
 }
 
+// doFail handles a pipeline failure. An encoder that fails before its first
+// access unit (an NVENC session limit, a driver refusing the caps) makes
+// way for the next candidate in the same Start (SPEC B7), and is not tried
+// again by this SkyLine; any other failure is StateError.
+func (s *SkyLine) doFail(f sessionFailure) {
+	sess := s.sess
+	if f.sess != sess || sess == nil {
+		return // a session that has ended already
+	}
+	s.live.Store(nil)
+	sess.abort(time.Now().Add(s.cfg.DrainTimeout))
+	s.retire(sess)
+	s.dropped.Add(uint64(max(sess.frames-int64(sess.encoded.Load()), 0)))
+	sess.encoded.Free()
+	if sess.aus.Load() == 0 && len(s.encoders) > 1 && s.bad[sess.encoder] == nil {
+		s.bad[sess.encoder] = f.err
+		if next := s.candidates(); len(next) > 0 && s.bad[next[0]] == nil {
+			s.log.Warn("encoder failed on its first frames; trying the next one", "encoder", sess.encoder,
+				"next", next[0], "error", f.err)
+			s.events.emit(Event{Kind: EventEncoderFallback, Err: fmt.Errorf("%w: %s: %v", ErrPipeline, sess.encoder, f.err),
+				Detail: sess.encoder + " -> " + next[0]})
+			_ = s.open(sess.params, nil, time.Time{})
+			return
+		}
+	}
+	err := fmt.Errorf("%w: %v", ErrPipeline, f.err)
+	s.log.Error("streaming failed", "error", err)
+	_ = s.setError(err)
+}
+
+// endSession drains and closes the current session within DrainTimeout.
+func (s *SkyLine) endSession() error {
+	sess := s.sess
+	if sess == nil {
+		return nil
+	}
+	s.live.Store(nil)
+	sess.draining.Store(true) // a failure while draining is returned, not a new ERROR
+	err := sess.close(time.Now().Add(s.cfg.DrainTimeout))
+	s.retire(sess)
+	sess.encoded.Free()
+	s.log.Info("stopped", "frames", sess.frames)
+	return err
+}
+
+// retire folds an ended session's counter into the SkyLine's.
+func (s *SkyLine) retire(sess *session) {
+	s.statsMu.Lock()
+	s.encoded += uint64(sess.encoded.Load())
+	s.statSess = nil
+	s.statsMu.Unlock()
+	s.sess = nil
+}
+
+// setState changes the state and reports it. The caller holds stateMu.
 func (s *SkyLine) setState(st State) {
 	old := State(s.state.Swap(int32(st)))
 	if old != st {
@@ -242,149 +500,108 @@ func (s *SkyLine) setState(st State) {
 }
 
 // Put hands one frame to the stream (the original's put). It returns true
-// iff the frame was handed to the pipeline; false while warming up, when
-// stopped, in error, or when the frame was dropped because the encoder is
-// behind (see Config.Drop). A malformed frame returns an error wrapping
-// ErrInvalidFrame. Put copies the frame before returning and never waits for
-// the encoder.
+// iff the frame was taken: it will be encoded and sent. Otherwise the error
+// says why, and errors.Is tells:
+//   - ErrNotAccepted (normal flow, nothing is wrong): ErrStopped, ErrWarmingUp
+//     (the warm-up measured it), ErrOpening (the pipeline is opening or
+//     closing), ErrQueueFull (the encoder is behind; see Config.Drop),
+//     ErrStreamFailed (StateError; also logged once a minute);
+//   - ErrInvalidFrame: the frame is malformed (the message says how);
+//   - ErrClosed: after Close.
+//
+// Put copies the frame before returning and never waits for the encoder
+// or the control plane: it costs one conversion into the pipeline's buffer.
+// The frame that ends a warm-up is kept and streamed first once the
+// pipeline has opened (Put returns true for it).
 func (s *SkyLine) Put(f Frame) (bool, error) {
+	if s.closed.Load() {
+		return false, ErrClosed
+	}
 	if err := f.validate(); err != nil {
 		return false, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.clock.Now()
 	switch State(s.state.Load()) {
 	case StateStopped:
-		return false, nil
+		return false, ErrStopped
 	case StateError:
-		if s.lastWarn.IsZero() || now.Sub(s.lastWarn) >= time.Minute {
-			s.lastWarn = now
-			s.log.Warn("Put called in ERROR state; call Start to try again", "error", s.Err())
+		if last := s.lastWarn.Load(); last == 0 || now.UnixNano()-last >= int64(time.Minute) {
+			if s.lastWarn.CompareAndSwap(last, now.UnixNano()) {
+				s.log.Warn("Put called in ERROR state; call Start to try again", "error", s.Err())
+			}
 		}
-		return false, nil
-	case StateStartWarmup:
-		s.warm = warmup{first: now, last: now, n: 1}
-		s.setState(StateWarmup)
-		return false, nil
-	case StateWarmup:
-		s.warm.n++
-		s.warm.last = now
-		if s.warm.n < s.cfg.WarmupFrames {
-			return false, nil
-		}
-		p := s.warm.result(s.want, f)
-		s.log.Info("warm-up done", "fps", p.FPS, "width", p.Width, "height", p.Height)
-		if err := s.openLocked(p); err != nil {
-			return false, nil
-		}
+		return false, ErrStreamFailed
+	case StateStartWarmup, StateWarmup:
+		return s.warmupPut(&f, now)
+	}
+	sess := s.live.Load()
+	if sess == nil {
+		s.dropped.Add(1)
+		return false, ErrOpening
 	}
 	for _, h := range s.putHooks {
 		h.BeforePut(now)
 	}
-	ok, err := s.sess.push(&f, now, &s.dropped)
+	ok, err := sess.push(&f, now, &s.dropped)
 	if ok {
 		s.accepted.Add(1)
 	}
 	return ok, err
 }
 
-// PutImage puts any image.Image. The types FrameFromImage supports go in
-// without conversion; others are drawn into an RGBA scratch image first.
-func (s *SkyLine) PutImage(img image.Image) (bool, error) {
-	f, err := FrameFromImage(img)
-	if err != nil && img != nil && !isNilImage(img) && !isDirectImage(img) {
-		b := img.Bounds()
-		if b.Empty() {
-			return false, frameErr("empty image")
+// warmupPut measures a warm-up frame. The frame that ends the warm-up is
+// copied and handed to the owner, which opens the pipeline and streams it
+// first; Put does not wait for that.
+func (s *SkyLine) warmupPut(f *Frame, now time.Time) (bool, error) {
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	switch State(s.state.Load()) {
+	case StateStartWarmup:
+		s.warm = warmup{first: now, last: now, n: 1}
+		s.setState(StateWarmup)
+		return false, ErrWarmingUp
+	case StateWarmup:
+		if s.warmSent {
+			s.dropped.Add(1)
+			return false, ErrOpening
 		}
-		if s.scratch == nil || s.scratch.Bounds().Size() != b.Size() {
-			s.scratch = image.NewRGBA(image.Rectangle{Max: b.Size()})
+		s.warm.n++
+		s.warm.last = now
+		if s.warm.n < s.cfg.WarmupFrames {
+			return false, ErrWarmingUp
 		}
-		draw.Draw(s.scratch, s.scratch.Bounds(), img, b.Min, draw.Src)
-		f, err = FrameFromImage(s.scratch)
+		w := warmResult{epoch: s.epoch, p: s.warm.result(s.want, *f), first: f.clone(), at: now}
+		s.warmSent = true
+		select { // a stale result (an earlier warm-up) may sit there
+		case <-s.warmCh:
+		default:
+		}
+		s.warmCh <- w // room for one, and only this goroutine sends
+		s.accepted.Add(1)
+		return true, nil
+	case StateStopped:
+		return false, ErrStopped
+	case StateError:
+		return false, ErrStreamFailed
 	}
-	if err != nil {
-		return false, err
-	}
-	return s.Put(f)
-}
-
-// isDirectImage: the image types FrameFromImage takes without conversion
-// (their errors are real errors, not a reason to convert).
-func isDirectImage(img image.Image) bool {
-	switch m := img.(type) {
-	case *image.RGBA, *image.NRGBA, *image.Gray:
-		return true
-	case *image.YCbCr:
-		return m.SubsampleRatio == image.YCbCrSubsampleRatio420 && m.Rect.Min.X%2 == 0 && m.Rect.Min.Y%2 == 0
-	}
-	return false
+	s.dropped.Add(1)
+	return false, ErrOpening // it just became StateStreaming
 }
 
 // RequestKeyframe asks the encoder for a keyframe now (no-op when not
 // streaming).
 func (s *SkyLine) RequestKeyframe() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sess != nil {
-		s.sess.requestKeyframe()
+	if sess := s.live.Load(); sess != nil {
+		sess.requestKeyframe()
 	}
-}
-
-// Stop ends the session (the original's stop_streaming) with a clean end of
-// stream, so files and fragments are finalised, and returns to StateStopped.
-// It returns the error the pipeline ended with, if any.
-func (s *SkyLine) Stop() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.endSessionLocked()
-	s.setState(StateStopped)
-	return err
-}
-
-// Close stops and releases the SkyLine. It is safe to call more than once.
-func (s *SkyLine) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	err := s.endSessionLocked()
-	s.setState(StateStopped)
-	s.events.close()
-	return err
-}
-
-func (s *SkyLine) endSessionLocked() error {
-	if s.sess == nil {
-		return nil
-	}
-	sess := s.sess
-	sess.draining.Store(true) // a failure while draining is not a new ERROR
-	err := sess.close()
-	s.statsMu.Lock()
-	s.encoded += uint64(sess.encoded.Load())
-	written, lost := sess.destinationCounts()
-	for i := range written {
-		s.written[i] += uint64(written[i])
-		s.lost[i] += uint64(lost[i])
-	}
-	s.sess = nil
-	s.sessPtr.Store(nil)
-	sess.encoded.Free()
-	s.statsMu.Unlock()
-	s.log.Info("stopped", "frames", sess.frames)
-	return err
 }
 
 // Stats are counters since New, across sessions.
 type Stats struct {
 	// Accepted: frames Put returned true for.
 	Accepted uint64
-	// Dropped: frames refused (DropNewest) or discarded (DropOldest)
-	// because the encoder was behind.
+	// Dropped: frames refused (ErrQueueFull, ErrOpening) or discarded
+	// (DropOldest; frames in an encoder that failed on its first frames).
 	Dropped uint64
 	// Encoded: access units out of the encoder.
 	Encoded uint64
@@ -398,43 +615,46 @@ type Stats struct {
 	// frame to its leaving the encoder (queue wait, conversion and
 	// encoding).
 	EncodeLatency LatencyHistogram
-	// Destinations: access units taken by each destination, in the order
-	// given to New.
+	// Encoder: the encoder element of the current or last session.
+	Encoder string
+	// Destinations: per destination, in the order given to New.
 	Destinations []DestinationStats
 }
 
 // DestinationStats counts one destination's access units.
 type DestinationStats struct {
 	Name string
-	// Written: access units the destination took.
+	// Written: access units the destination accepted (WriteAccessUnit
+	// returned nil; a branch took it).
 	Written uint64
-	// Lost: access units it missed (its queue overflowed, it was down, or
-	// it waited for a keyframe to resume).
+	// Lost: access units it missed: its queue overflowed, it was down or
+	// stuck, it waited for a keyframe to resume, or (DeliveryReporter) it
+	// gave them up after taking them.
 	Lost uint64
-	// Up: it takes the stream now (false when not streaming, or while a
-	// failed destination waits to be retried).
+	// Up: it takes and delivers the stream now (false when not streaming,
+	// while a failed destination waits to be retried, and while a
+	// DeliveryReporter is disconnected).
 	Up bool
 }
 
 // Stats reads the counters. Cheap; safe at any time.
 func (s *SkyLine) Stats() Stats {
 	s.statsMu.Lock()
-	defer s.statsMu.Unlock()
-	st := Stats{Accepted: s.accepted.Load(), Dropped: s.dropped.Load(), Encoded: s.encoded,
+	encoded := s.encoded
+	if s.statSess != nil { // its C counter is freed only after retire, under statsMu
+		encoded += uint64(s.statSess.encoded.Load())
+	}
+	st := Stats{Accepted: s.accepted.Load(), Dropped: s.dropped.Load(), Encoded: encoded, Encoder: s.encoder,
 		EncodedBytes: s.out.bytes.Load(), EncodeLatency: s.out.histogram()}
+	s.statsMu.Unlock()
 	st.Destinations = make([]DestinationStats, len(s.dests))
 	for i, d := range s.dests {
-		st.Destinations[i] = DestinationStats{Name: d.Name(), Written: s.written[i], Lost: s.lost[i]}
-	}
-	// The live session's counters are atomics in C and Go, valid until
-	// freeCounters, which runs under statsMu.
-	if sess := s.liveSession(); sess != nil {
-		st.Encoded += uint64(sess.encoded.Load())
-		written, lost := sess.destinationCounts()
-		for i := range written {
-			st.Destinations[i].Written += uint64(written[i])
-			st.Destinations[i].Lost += uint64(lost[i])
-			st.Destinations[i].Up = sess.outlets[i].up.Load()
+		ds := s.dstats[i]
+		st.Destinations[i] = DestinationStats{Name: d.Name(), Written: ds.written.Load(), Lost: ds.lost.Load(), Up: ds.up.Load()}
+		if ds.reporter != nil {
+			rs := ds.reporter.DeliveryStatus()
+			st.Destinations[i].Up = st.Destinations[i].Up && rs.Connected
+			st.Destinations[i].Lost += rs.Lost
 		}
 	}
 	st.Written = math.MaxUint64
@@ -446,5 +666,3 @@ func (s *SkyLine) Stats() Stats {
 	}
 	return st
 }
-
-func (s *SkyLine) liveSession() *session { return s.sessPtr.Load() }

@@ -390,7 +390,7 @@ func (c *collector) Open(info skyline.StreamInfo) error {
 	c.opened = append(c.opened, info)
 	return nil
 }
-func (c *collector) WriteAccessUnit(au *skyline.AccessUnit) {
+func (c *collector) WriteAccessUnit(au *skyline.AccessUnit) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.aus = append(c.aus, au)
@@ -398,6 +398,7 @@ func (c *collector) WriteAccessUnit(au *skyline.AccessUnit) {
 		close(c.changed)
 	}
 	c.changed = make(chan struct{})
+	return nil
 }
 
 // waitFor waits until n access units have arrived (false on timeout).
@@ -435,10 +436,10 @@ func (c *collector) all() []*skyline.AccessUnit {
 // auCounter counts access units without keeping them.
 type auCounter struct{ n atomic.Int64 }
 
-func (c *auCounter) Name() string                        { return "counter" }
-func (c *auCounter) Open(skyline.StreamInfo) error       { return nil }
-func (c *auCounter) WriteAccessUnit(*skyline.AccessUnit) { c.n.Add(1) }
-func (c *auCounter) Close()                              {}
+func (c *auCounter) Name() string                              { return "counter" }
+func (c *auCounter) Open(skyline.StreamInfo) error             { return nil }
+func (c *auCounter) WriteAccessUnit(*skyline.AccessUnit) error { c.n.Add(1); return nil }
+func (c *auCounter) Close()                                    {}
 
 func TestRequestKeyframe(t *testing.T) {
 	// With a 10 s GOP, only a requested keyframe can appear mid-stream.

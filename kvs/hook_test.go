@@ -15,10 +15,10 @@ type hookRecv struct {
 	times []time.Time
 }
 
-func (h *hookRecv) Name() string                        { return "hook" }
-func (h *hookRecv) Open(skyline.StreamInfo) error       { return nil }
-func (h *hookRecv) WriteAccessUnit(*skyline.AccessUnit) {}
-func (h *hookRecv) Close()                              {}
+func (h *hookRecv) Name() string                              { return "hook" }
+func (h *hookRecv) Open(skyline.StreamInfo) error             { return nil }
+func (h *hookRecv) WriteAccessUnit(*skyline.AccessUnit) error { return nil }
+func (h *hookRecv) Close()                                    {}
 func (h *hookRecv) BeforePut(now time.Time) {
 	h.mu.Lock()
 	h.times = append(h.times, now)

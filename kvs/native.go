@@ -245,13 +245,13 @@ func (d *Native) Open(info skyline.StreamInfo) error {
 
 // WriteAccessUnit adds an access unit to the current fragment. It never
 // blocks on the network.
-func (d *Native) WriteAccessUnit(au *skyline.AccessUnit) {
+func (d *Native) WriteAccessUnit(au *skyline.AccessUnit) error {
 	data, sps, pps := toAVCC(au.NALUs())
 	var dropped []Event
 	d.mu.Lock()
 	if !d.running || d.closing {
 		d.mu.Unlock()
-		return
+		return nil
 	}
 	d.st.Frames++
 	ns := d.info.Start.UnixNano() + int64(au.PTS)
@@ -274,7 +274,7 @@ func (d *Native) WriteAccessUnit(au *skyline.AccessUnit) {
 			d.info.RequestKeyframe()
 		}
 		d.emit(Event{Type: EventFragmentsDropped, Frames: 1, Err: fmt.Errorf("%w: a frame before the first keyframe", ErrGivenUp)})
-		return
+		return nil
 	case au.Keyframe && (d.cur == nil || tc-d.cur.tc >= fragMS):
 		if d.cur != nil {
 			d.cur.complete = true
@@ -296,7 +296,7 @@ func (d *Native) WriteAccessUnit(au *skyline.AccessUnit) {
 		}
 		d.emit(Event{Type: EventFragmentsDropped, Frames: 1,
 			Err: fmt.Errorf("%w: a frame %d ms into a fragment without a keyframe (KVS limit 10 s)", ErrGivenUp, into)})
-		return
+		return nil
 	}
 	d.lastTC = tc
 	f := d.cur
@@ -317,6 +317,7 @@ func (d *Native) WriteAccessUnit(au *skyline.AccessUnit) {
 	for _, ev := range dropped {
 		d.emit(ev)
 	}
+	return nil
 }
 
 // enforceBoundLocked gives up the oldest fragments beyond the retry bound.

@@ -108,7 +108,7 @@ func (a *acker) Open(info skyline.StreamInfo) error {
 	a.emit = info.Emit
 	return nil
 }
-func (a *acker) WriteAccessUnit(au *skyline.AccessUnit) {
+func (a *acker) WriteAccessUnit(au *skyline.AccessUnit) error {
 	if au.Keyframe {
 		a.emit(skyline.Event{Kind: skyline.EventAck, Detail: "fragment persisted"})
 	}
@@ -116,6 +116,7 @@ func (a *acker) WriteAccessUnit(au *skyline.AccessUnit) {
 		a.erred = true
 		a.emit(skyline.Event{Kind: skyline.EventError, Err: io.ErrUnexpectedEOF})
 	}
+	return nil
 }
 func (a *acker) Close() {}
 

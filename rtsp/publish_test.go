@@ -75,7 +75,7 @@ func TestPublishReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub, err := rtsp.NewPublisher(rtsp.PublisherConfig{URL: fmt.Sprintf("rtsp://127.0.0.1:%d/live", port),
-		RetryMin: 200 * time.Millisecond, RetryMax: time.Second, Logger: testLogger})
+		Logger: testLogger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,25 +83,26 @@ func TestPublishReconnects(t *testing.T) {
 	var events []skyline.Event
 	recovered := make(chan struct{}, 1)
 	down := make(chan struct{}, 1)
-	sl, err := skyline.New(skyline.Config{NoDotEnv: true, Logger: testLogger, OnEvent: func(e skyline.Event) {
-		mu.Lock()
-		events = append(events, e)
-		mu.Unlock()
-		if e.Destination == pub.Name() {
-			switch e.Kind {
-			case skyline.EventDestinationDown:
-				select {
-				case down <- struct{}{}:
-				default:
-				}
-			case skyline.EventDestinationRecovered:
-				select {
-				case recovered <- struct{}{}:
-				default:
+	sl, err := skyline.New(skyline.Config{NoDotEnv: true, Logger: testLogger,
+		RetryMin: 200 * time.Millisecond, RetryMax: time.Second, OnEvent: func(e skyline.Event) {
+			mu.Lock()
+			events = append(events, e)
+			mu.Unlock()
+			if e.Destination == pub.Name() {
+				switch e.Kind {
+				case skyline.EventDestinationDown:
+					select {
+					case down <- struct{}{}:
+					default:
+					}
+				case skyline.EventDestinationRecovered:
+					select {
+					case recovered <- struct{}{}:
+					default:
+					}
 				}
 			}
-		}
-	}}, view, pub)
+		}}, view, pub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,12 +143,18 @@ func TestPublishReconnects(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("no destination-down event after the receiver died")
 	}
+	// Down is honest: not up, and what it misses is counted lost.
+	waitFor(t, 20*time.Second, "lost access units counted while down", func() bool {
+		d := sl.Stats().Destinations[1]
+		return !d.Up && d.Lost > 0
+	})
 	l2 := listener(t, port, out2)
 	select {
 	case <-recovered:
 	case <-time.After(30 * time.Second):
 		t.Fatal("no destination-recovered event")
 	}
+	waitFor(t, 20*time.Second, "up again", func() bool { return sl.Stats().Destinations[1].Up })
 	sent = pub.Stats().AccessUnitsSent
 	waitFor(t, 20*time.Second, "60 frames after recovery", func() bool { return pub.Stats().AccessUnitsSent >= sent+60 })
 
@@ -184,8 +191,65 @@ func TestPublishReconnects(t *testing.T) {
 	if st := pub.Stats(); st.Reconnections < 1 {
 		t.Errorf("stats %+v", st)
 	}
+	// Every access unit is either written or counted lost.
+	st := sl.Stats()
+	if d := st.Destinations[1]; d.Lost == 0 || d.Written+d.Lost != st.Encoded {
+		t.Errorf("publisher written %d + lost %d, want a loss and a sum of %d encoded", d.Written, d.Lost, st.Encoded)
+	}
 	t.Logf("first receiver %d..%d, second %d..%d, viewer %d..%d", first[0], first[len(first)-1],
 		second[0], second[len(second)-1], seen[0], seen[len(seen)-1])
+}
+
+// TestPublishToClosedPortIsDown: a publisher that cannot connect is shown
+// down, with every access unit counted lost and a retry reported, while the
+// other destination streams.
+func TestPublishToClosedPortIsDown(t *testing.T) {
+	const w, h = 160, 120
+	pub, err := rtsp.NewPublisher(rtsp.PublisherConfig{URL: fmt.Sprintf("rtsp://127.0.0.1:%d/live", freeTCPPort(t)),
+		Logger: testLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(t, rtsp.ServerConfig{DisableUDP: true, DisableMulticast: true})
+	view, err := srv.AddStream("/view", rtsp.StreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	retrying := make(chan skyline.Event, 16)
+	sl, err := skyline.New(skyline.Config{NoDotEnv: true, Logger: testLogger, RetryMin: 100 * time.Millisecond,
+		RetryMax: 200 * time.Millisecond, OnEvent: func(e skyline.Event) {
+			if e.Kind == skyline.EventDestinationRetrying && e.Destination == pub.Name() {
+				select {
+				case retrying <- e:
+				default:
+				}
+			}
+		}}, view, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sl.Close()
+	if err := sl.Start(skyline.Params{FPS: 30, Width: w, Height: h}); err != nil {
+		t.Fatal(err)
+	}
+	fd := startFeeder(t, sl, w, h, 30, 0)
+	defer fd.Stop()
+	for i := 0; i < 2; i++ {
+		select {
+		case <-retrying:
+		case <-time.After(20 * time.Second):
+			t.Fatal("no retry reported for the closed port")
+		}
+	}
+	waitFor(t, 20*time.Second, "30 access units encoded", func() bool { return sl.Stats().Encoded >= 30 })
+	st := sl.Stats()
+	view0, pub1 := st.Destinations[0], st.Destinations[1]
+	if pub1.Up || pub1.Written != 0 || pub1.Lost == 0 {
+		t.Errorf("publisher to a closed port: %+v, want down, nothing written, losses counted", pub1)
+	}
+	if !view0.Up || view0.Written == 0 {
+		t.Errorf("the RTSP stream beside it: %+v, want up and written", view0)
+	}
 }
 
 func freeTCPPort(t *testing.T) int {

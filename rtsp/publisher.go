@@ -32,38 +32,37 @@ type PublisherConfig struct {
 	TLSConfig *tls.Config
 	// Timeout bounds connecting and each request. Default 5 s.
 	Timeout time.Duration
-	// RetryMin and RetryMax bound the exponential backoff between
-	// reconnection attempts. Defaults 500 ms and 30 s.
-	RetryMin, RetryMax time.Duration
 	// Logger is the parent logger. Default slog.Default().
 	Logger *slog.Logger
 }
 
 // Publisher publishes a SkyLine's stream to an external RTSP server
-// (ANNOUNCE, SETUP, RECORD), like ffmpeg -f rtsp. It is a skyline.Receiver.
-// When the server goes away it reports EventDestinationDown and
-// EventDestinationRetrying, reconnects with exponential backoff, starts
-// again at a keyframe and reports EventDestinationRecovered. Credentials in
-// the URL never reach logs or errors.
+// (ANNOUNCE, SETUP, RECORD), like ffmpeg -f rtsp. It is a skyline.Receiver:
+// it connects at the first keyframe after each Open, and WriteAccessUnit
+// returns an error when the connection cannot be made or has died. The
+// SkyLine's outlet then owns what follows, as for every destination: Up is
+// false, the access units missed are counted in Lost, EventDestinationDown
+// and EventDestinationRetrying are reported, and the Publisher is reopened
+// with backoff (Config.RetryMin..RetryMax), resuming at a keyframe
+// (EventDestinationRecovered). Credentials in the URL never reach logs or
+// errors.
 type Publisher struct {
 	cfg      PublisherConfig
 	url      string // with credentials
 	redacted string
 	log      *slog.Logger
 
-	// owned by the destination's goroutine (WriteAccessUnit)
-	info      skyline.StreamInfo
-	client    *gortsplib.Client
-	media     *description.Media
-	enc       *rtph264.Encoder
-	tsBase    uint32
-	dead      atomic.Pointer[deadConn]
-	failures  int
-	retryAt   time.Time
-	wasDown   bool
-	connected atomic.Bool
+	// owned by the destination's goroutine (Open, WriteAccessUnit, Close)
+	info   skyline.StreamInfo
+	client *gortsplib.Client
+	media  *description.Media
+	enc    *rtph264.Encoder
+	tsBase uint32
+	dead   atomic.Pointer[deadConn]
+	opens  int
 
-	sent, lost, reconnects atomic.Int64
+	connected        atomic.Bool
+	sent, reconnects atomic.Int64
 }
 
 // deadConn records that a connection ended, and which one.
@@ -72,11 +71,11 @@ type deadConn struct {
 	err error
 }
 
-// PublisherStats are a Publisher's counters.
+// PublisherStats are a Publisher's counters. Access units lost are counted
+// by the SkyLine (Stats().Destinations).
 type PublisherStats struct {
 	Connected       bool
 	AccessUnitsSent int64
-	AccessUnitsLost int64 // while disconnected or waiting for a keyframe
 	Reconnections   int64
 }
 
@@ -89,14 +88,8 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	if cfg.RetryMin == 0 {
-		cfg.RetryMin = skyline.DefaultRetryMin
-	}
-	if cfg.RetryMax == 0 {
-		cfg.RetryMax = skyline.DefaultRetryMax
-	}
-	if cfg.Timeout < 0 || cfg.RetryMin < 0 || cfg.RetryMax < cfg.RetryMin {
-		return nil, fmt.Errorf("%w: publisher timeouts must be positive and RetryMin <= RetryMax", ErrInvalidConfig)
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("%w: publisher Timeout must be positive", ErrInvalidConfig)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -121,44 +114,50 @@ func (p *Publisher) Name() string { return "push:" + p.redacted }
 // Stats reads the counters.
 func (p *Publisher) Stats() PublisherStats {
 	return PublisherStats{Connected: p.connected.Load(), AccessUnitsSent: p.sent.Load(),
-		AccessUnitsLost: p.lost.Load(), Reconnections: p.reconnects.Load()}
+		Reconnections: p.reconnects.Load()}
 }
 
-// Open implements skyline.Receiver.
+// Open implements skyline.Receiver; the connection is made at the first
+// access unit (a keyframe: its SPS and PPS describe the stream).
 func (p *Publisher) Open(info skyline.StreamInfo) error {
 	p.info = info
-	p.failures, p.retryAt = 0, time.Time{}
+	p.opens++
+	return nil
+}
+
+// Secrets are masked by the SkyLine in every error and event about the
+// Publisher.
+func (p *Publisher) Secrets() []string {
+	u, err := url.Parse(p.url)
+	if err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			return []string{pw}
+		}
+	}
 	return nil
 }
 
 // WriteAccessUnit implements skyline.Receiver. It runs on the destination's
 // own goroutine: connecting or a slow server delays only this destination.
-func (p *Publisher) WriteAccessUnit(au *skyline.AccessUnit) {
+// An error means the access unit was not sent and the connection is gone.
+func (p *Publisher) WriteAccessUnit(au *skyline.AccessUnit) error {
 	if d := p.dead.Load(); d != nil && d.c == p.client && p.client != nil {
-		p.fail(d.err)
+		return fmt.Errorf("connection lost: %s", p.mask(d.err.Error()))
 	}
 	if p.client == nil {
-		if time.Now().Before(p.retryAt) {
-			p.lost.Add(1)
-			return
-		}
-		if !au.Keyframe {
-			p.lost.Add(1)
+		if !au.Keyframe { // the outlet delivers a keyframe first; be safe anyway
 			p.info.RequestKeyframe()
-			return
+			return nil
 		}
 		if err := p.connect(au); err != nil {
-			p.lost.Add(1)
-			p.fail(err)
-			return
+			return errors.New(p.mask(err.Error()))
 		}
 	}
 	if err := p.write(au); err != nil {
-		p.lost.Add(1)
-		p.fail(err)
-		return
+		return errors.New(p.mask(err.Error()))
 	}
 	p.sent.Add(1)
+	return nil
 }
 
 func (p *Publisher) connect(au *skyline.AccessUnit) error {
@@ -204,14 +203,10 @@ func (p *Publisher) connect(au *skyline.AccessUnit) error {
 		p.dead.Store(&deadConn{c: c, err: err})
 	}()
 	p.connected.Store(true)
-	if p.wasDown {
+	if p.opens > 1 {
 		p.reconnects.Add(1)
-		p.log.Info("reconnected")
-		p.emit(skyline.Event{Kind: skyline.EventDestinationRecovered})
-	} else {
-		p.log.Info("publishing")
 	}
-	p.wasDown, p.failures = false, 0
+	p.log.Info("publishing")
 	return nil
 }
 
@@ -237,23 +232,6 @@ func (p *Publisher) write(au *skyline.AccessUnit) error {
 	return nil
 }
 
-// fail closes the connection and schedules a reconnection with backoff.
-func (p *Publisher) fail(err error) {
-	if p.client != nil {
-		p.client.Close()
-		p.client = nil
-	}
-	p.connected.Store(false)
-	p.failures++
-	p.wasDown = true
-	backoff := min(p.cfg.RetryMin<<min(p.failures-1, 20), p.cfg.RetryMax)
-	p.retryAt = time.Now().Add(backoff)
-	msg := errors.New(p.mask(err.Error()))
-	p.log.Warn("publishing failed; retrying", "error", msg, "attempt", p.failures, "in", backoff)
-	p.emit(skyline.Event{Kind: skyline.EventDestinationDown, Err: msg})
-	p.emit(skyline.Event{Kind: skyline.EventDestinationRetrying, Attempt: p.failures, Retry: backoff})
-}
-
 func (p *Publisher) mask(s string) string {
 	u, err := url.Parse(p.url)
 	if err == nil && u.User != nil {
@@ -262,12 +240,6 @@ func (p *Publisher) mask(s string) string {
 		}
 	}
 	return s
-}
-
-func (p *Publisher) emit(e skyline.Event) {
-	if p.info.Emit != nil {
-		p.info.Emit(e)
-	}
 }
 
 // Close implements skyline.Receiver: the session ended.

@@ -218,9 +218,9 @@ func (s *Stream) requestKeyframe() { s.feed.RequestKeyframe() }
 
 // WriteAccessUnit implements skyline.Receiver: it packetises the access
 // unit and queues the packets to every viewer. It never blocks on a viewer.
-func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) {
+func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 	if au == nil || len(au.Data) == 0 {
-		return
+		return nil
 	}
 	var nalus [][]byte
 	var sps, pps []byte
@@ -239,37 +239,38 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) {
 		nalus = append(nalus, n)
 	}
 	if len(nalus) == 0 {
-		return
+		return nil
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.removed || !s.open {
-		return
+		return nil
 	}
 	if s.ss == nil || sps != nil && !bytes.Equal(sps, s.sps) || pps != nil && !bytes.Equal(pps, s.pps) {
 		if sps == nil || pps == nil || !au.Keyframe {
-			return // nothing to describe yet, or wait for a complete keyframe
+			return nil // nothing to describe yet, or wait for a complete keyframe
 		}
 		if !s.configureLocked(sps, pps) {
-			return
+			return nil
 		}
 	}
 	pkts, err := s.enc.Encode(nalus)
 	if err != nil {
 		s.log.Warn("cannot packetise an access unit", "error", err)
-		return
+		return nil
 	}
 	ticks := s.ticksLocked(au.PTS)
 	ntp := s.info.Start.Add(au.PTS)
 	for _, p := range pkts {
 		p.Timestamp = s.tsBase + uint32(ticks)
 		if err := s.ss.WritePacketRTPWithNTP(s.media, p, ntp); err != nil {
-			return // the stream was closed under us; the next keyframe recreates it
+			return nil // the stream was closed under us; the next keyframe recreates it
 		}
 	}
 	s.aus.Add(1)
 	s.packets.Add(uint64(len(pkts)))
+	return nil
 }
 
 // ticksLocked converts a PTS of the current SkyLine session into 90 kHz

@@ -225,14 +225,14 @@ func (s *Stream) requestKeyframe() { s.feed.RequestKeyframe() }
 // WriteAccessUnit implements skyline.Receiver: it packetises the access
 // unit once and queues it to every connected viewer. It never blocks on a
 // viewer.
-func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) {
+func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 	if au == nil || len(au.Data) == 0 {
-		return
+		return nil
 	}
 	s.mu.Lock()
 	if s.removed || !s.open {
 		s.mu.Unlock()
-		return
+		return nil
 	}
 	if au.Keyframe {
 		for _, n := range skyline.SplitAnnexB(au.Data) {
@@ -247,7 +247,7 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) {
 	payloads := s.pay.Payload(rtpMTU-12, au.Data)
 	s.mu.Unlock()
 	if len(payloads) == 0 {
-		return
+		return nil
 	}
 	f := &frame{pkts: make([]rtp.Packet, len(payloads)), key: au.Keyframe}
 	for i, p := range payloads {
@@ -279,6 +279,7 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) {
 	if needKey {
 		s.requestKeyframe()
 	}
+	return nil
 }
 
 // ticksLocked converts a PTS of the current SkyLine session into 90 kHz

@@ -34,10 +34,10 @@ type sink struct {
 	n    int
 }
 
-func (s *sink) Name() string                           { return s.name }
-func (s *sink) Open(skyline.StreamInfo) error          { return nil }
-func (s *sink) WriteAccessUnit(au *skyline.AccessUnit) { s.n++ }
-func (s *sink) Close()                                 {}
+func (s *sink) Name() string                                 { return s.name }
+func (s *sink) Open(skyline.StreamInfo) error                { return nil }
+func (s *sink) WriteAccessUnit(au *skyline.AccessUnit) error { s.n++; return nil }
+func (s *sink) Close()                                       {}
 
 func run(n int, dir string, frames [][]byte, w, h int, seconds float64) (cpuPct float64, written uint64) {
 	var dests []skyline.Destination

@@ -272,11 +272,12 @@ func (t *tap) Open(info skyline.StreamInfo) error {
 	return nil
 }
 func (t *tap) Close() {}
-func (t *tap) WriteAccessUnit(au *skyline.AccessUnit) {
+func (t *tap) WriteAccessUnit(au *skyline.AccessUnit) error {
 	now := time.Now()
 	t.mu.Lock()
 	t.at[au.PTS.Round(time.Millisecond)] = now
 	t.mu.Unlock()
+	return nil
 }
 
 // outAt is when the access unit of the frame Put at put left the encoder
@@ -372,7 +373,7 @@ func newGstDecoder() *gstDecoder {
 		"appsink name=out sync=false")
 	check(err)
 	d := &gstDecoder{pipe: p, src: gst.AsAppSrc(p.ByName("src")), sink: gst.AsAppSink(p.ByName("out")), gray: make([]byte, w*h*3)}
-	check(d.src.SetCaps("video/x-h264,stream-format=byte-stream,alignment=au"))
+	check(d.src.SetCaps("video/x-h264,stream-format=byte-stream,alignment=au", 0))
 	check(p.SetState(gst.StatePlaying))
 	return d
 }

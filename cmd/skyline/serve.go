@@ -366,7 +366,10 @@ func logEvent(log *slog.Logger, e skyline.Event) {
 // meter is a Receiver that counts the encoded bytes for the status line.
 type meter struct{ bytes atomic.Int64 }
 
-func (m *meter) Name() string                           { return "meter" }
-func (m *meter) Open(skyline.StreamInfo) error          { return nil }
-func (m *meter) WriteAccessUnit(au *skyline.AccessUnit) { m.bytes.Add(int64(len(au.Data))) }
-func (m *meter) Close()                                 {}
+func (m *meter) Name() string                  { return "meter" }
+func (m *meter) Open(skyline.StreamInfo) error { return nil }
+func (m *meter) WriteAccessUnit(au *skyline.AccessUnit) error {
+	m.bytes.Add(int64(len(au.Data)))
+	return nil
+}
+func (m *meter) Close() {}

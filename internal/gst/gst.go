@@ -361,11 +361,14 @@ func (a *AppSrc) PushBytes(data []byte, pts, dts, dur time.Duration, keyframe bo
 	return nil
 }
 
-// SetCaps sets the caps of a live, time-stamped, unbounded appsrc.
-func (a *AppSrc) SetCaps(caps string) error {
+// SetCaps sets the caps of a live, time-stamped appsrc that holds at most
+// maxBuffers buffers (0: no bound): beyond that it drops the newest (leaky upstream), so
+// nothing queues without bound in C. Callers that must count losses check
+// Level before pushing.
+func (a *AppSrc) SetCaps(caps string, maxBuffers int) error {
 	cs := C.CString(caps)
 	defer C.free(unsafe.Pointer(cs))
-	if C.sk_appsrc_set_caps(a.p, cs) == 0 {
+	if C.sk_appsrc_set_caps(a.p, cs, C.guint64(maxBuffers)) == 0 {
 		return fmt.Errorf("invalid caps %q", caps)
 	}
 	return nil

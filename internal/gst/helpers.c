@@ -158,13 +158,14 @@ int sk_appsrc_push_bytes(GstElement *src, const void *data, gsize size, guint64 
   return gst_app_src_push_buffer(GST_APP_SRC(src), b);
 }
 
-int sk_appsrc_set_caps(GstElement *src, const char *caps) {
+int sk_appsrc_set_caps(GstElement *src, const char *caps, guint64 max_buffers) {
   GstCaps *c = gst_caps_from_string(caps);
   if (!c) return 0;
   gst_app_src_set_caps(GST_APP_SRC(src), c);
   gst_caps_unref(c);
   g_object_set(src, "is-live", TRUE, "format", GST_FORMAT_TIME, "do-timestamp", FALSE, "block", FALSE,
-               "max-bytes", (guint64)0, "max-buffers", (guint64)0, NULL);
+               "max-bytes", (guint64)0, "max-buffers", max_buffers, NULL);
+  gst_app_src_set_leaky_type(GST_APP_SRC(src), GST_APP_LEAKY_TYPE_UPSTREAM);
   return 1;
 }
 

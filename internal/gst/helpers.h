@@ -47,7 +47,7 @@ int  sk_appsrc_push(GstElement *src, GstBuffer *buf);   // takes ownership of bu
 int  sk_appsrc_eos(GstElement *src);
 // copies data into a new buffer and pushes it (delta: not a keyframe)
 int  sk_appsrc_push_bytes(GstElement *src, const void *data, gsize size, guint64 pts, guint64 dts, guint64 dur, int delta);
-int  sk_appsrc_set_caps(GstElement *src, const char *caps);
+int  sk_appsrc_set_caps(GstElement *src, const char *caps, guint64 max_buffers);
 
 // buffer pool of fixed-size buffers
 GstBufferPool *sk_pool_new(guint size, guint min);

@@ -42,7 +42,7 @@ func NewDecoder() (*Decoder, error) {
 	}
 	d := &Decoder{p: p, src: gst.AsAppSrc(p.ByName("src")), sink: gst.AsAppSink(p.ByName("out")),
 		out: make(chan Picture, 512), stop: make(chan struct{})}
-	if err := d.src.SetCaps("video/x-h264,stream-format=byte-stream,alignment=au"); err != nil {
+	if err := d.src.SetCaps("video/x-h264,stream-format=byte-stream,alignment=au", 0); err != nil {
 		p.Close()
 		return nil, err
 	}

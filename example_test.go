@@ -1,6 +1,7 @@
 package skyline_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -56,17 +57,20 @@ func ExampleSkyLine_Start_warmup() {
 	_ = sl.Start(skyline.Params{}) // all Auto
 	frame := make([]byte, 64*48*3)
 	for i := 0; i < 5; i++ {
-		ok, _ := sl.Put(skyline.FrameBGR(frame, 64, 48, 0))
-		fmt.Println(sl.State(), ok)
+		ok, err := sl.Put(skyline.FrameBGR(frame, 64, 48, 0))
+		fmt.Println(sl.State(), ok, errors.Is(err, skyline.ErrWarmingUp))
 	}
-	fmt.Println(sl.Params().Width, sl.Params().Height)
+	// The fifth frame ended the warm-up: it is kept and streamed first,
+	// once the pipeline has opened in the background.
+	st, _ := sl.WaitState(context.Background(), skyline.StateStreaming, skyline.StateError)
+	fmt.Println(st, sl.Params().Width, sl.Params().Height)
 	// Output:
-	// WARMUP false
-	// WARMUP false
-	// WARMUP false
-	// WARMUP false
-	// STREAMING true
-	// 64 48
+	// WARMUP false true
+	// WARMUP false true
+	// WARMUP false true
+	// WARMUP false true
+	// WARMUP true false
+	// STREAMING 64 48
 }
 
 // Put a Go image: *image.RGBA, *image.NRGBA, *image.Gray and 4:2:0

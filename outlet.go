@@ -68,6 +68,7 @@ type outlet struct {
 
 	detached atomic.Bool  // the session gave up waiting for it
 	overflow atomic.Int64 // access units the full queue refused
+	offered  atomic.Bool  // the stream has begun (access units came)
 	lost     atomic.Int64 // all of this outlet's losses
 	reported atomic.Int64 // lost already reported in an EventDropped
 	closeErr error        // written by run before done is closed
@@ -110,6 +111,7 @@ func (o *outlet) start() { go o.run() }
 
 // offer queues an access unit without ever blocking (the puller calls it).
 func (o *outlet) offer(au *AccessUnit) {
+	o.offered.Store(true)
 	select {
 	case o.queue <- au:
 	default:
@@ -254,7 +256,9 @@ func (o *outlet) reopen(time.Time) {
 	o.isOpen = true
 	o.retryAt = time.Time{}
 	o.needKey = true
-	o.info.RequestKeyframe()
+	if o.everUp || o.offered.Load() { // the stream's first access unit is a keyframe anyway
+		o.info.RequestKeyframe()
+	}
 	o.st.up.Store(true)
 	if !o.everUp {
 		o.everUp = true

@@ -1,6 +1,7 @@
 package skyline
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math"
@@ -54,7 +55,8 @@ type SkyLine struct {
 	// warm-up; it guards the warm-up below and is never held across
 	// anything slow.
 	stateMu  sync.Mutex
-	want     Params // resolved request of the current Start (Auto = measure)
+	changed  chan struct{} // closed and replaced at every state change
+	want     Params        // resolved request of the current Start (Auto = measure)
 	warm     warmup
 	epoch    uint64 // counts warm-ups; a stale warm-up result is ignored
 	warmSent bool   // this warm-up's result went to the owner
@@ -156,7 +158,7 @@ func New(cfg Config, dests ...Destination) (*SkyLine, error) {
 	s := &SkyLine{cfg: cfg, log: log, dests: dests, clock: cfg.Clock, encoders: encoders,
 		events: newEventQueue(cfg.OnEvent), out: newEncodeStats(), bad: map[string]error{},
 		reqs: make(chan request), warmCh: make(chan warmResult, 1), failCh: make(chan sessionFailure, 8),
-		quit: make(chan struct{}), done: make(chan struct{})}
+		quit: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{})}
 	for _, d := range dests {
 		st := &destStats{}
 		st.reporter, _ = d.(DeliveryReporter)
@@ -401,8 +403,8 @@ func (s *SkyLine) open(p Params, first *Frame, at time.Time) error {
 	s.statSess, s.encoder = sess, sess.encoder
 	s.statsMu.Unlock()
 	if first != nil {
-		if ok, _ := sess.push(first, at, &s.dropped); ok {
-			s.accepted.Add(1)
+		if ok, _ := sess.push(first, at, &s.dropped); !ok { // Put counted it accepted
+			s.dropped.Add(1)
 		}
 	}
 	s.live.Store(sess)
@@ -490,6 +492,8 @@ func (s *SkyLine) retire(sess *session) {
 func (s *SkyLine) setState(st State) {
 	old := State(s.state.Swap(int32(st)))
 	if old != st {
+		close(s.changed)
+		s.changed = make(chan struct{})
 		s.log.Debug("state", "from", old.String(), "to", st.String())
 		ev := Event{Kind: EventState, State: st, From: old}
 		if st == StateError {
@@ -586,6 +590,28 @@ func (s *SkyLine) warmupPut(f *Frame, now time.Time) (bool, error) {
 	}
 	s.dropped.Add(1)
 	return false, ErrOpening // it just became StateStreaming
+}
+
+// WaitState waits until the state is one of want and returns it, or
+// returns the current state and ctx's error. Synchronise on it rather than
+// on time: the pipeline opens in the background after a warm-up, and after
+// a Start with known parameters State is already final.
+func (s *SkyLine) WaitState(ctx context.Context, want ...State) (State, error) {
+	for {
+		s.stateMu.Lock()
+		cur, changed := State(s.state.Load()), s.changed
+		s.stateMu.Unlock()
+		for _, w := range want {
+			if cur == w {
+				return cur, nil
+			}
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return cur, ctx.Err()
+		}
+	}
 }
 
 // RequestKeyframe asks the encoder for a keyframe now (no-op when not

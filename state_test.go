@@ -79,10 +79,26 @@ func newTestSkyLine(t *testing.T, clock skyline.Clock, cfg skyline.Config, dests
 	return sl
 }
 
+// waitState waits (at most 20 s) for one of the states and returns the
+// state then.
+func waitState(t *testing.T, sl *skyline.SkyLine, want ...skyline.State) skyline.State {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := sl.WaitState(ctx, want...)
+	if err != nil {
+		t.Fatalf("state %v, want %v: %v", st, want, err)
+	}
+	return st
+}
+
 func mustPut(t *testing.T, sl *skyline.SkyLine, f skyline.Frame, want bool) {
 	t.Helper()
 	ok, err := sl.Put(f)
-	if err != nil {
+	if ok && err != nil || !ok && err == nil {
+		t.Fatalf("Put = %v, %v: a false needs a reason, a true none", ok, err)
+	}
+	if err != nil && !errors.Is(err, skyline.ErrNotAccepted) {
 		t.Fatalf("Put: %v", err)
 	}
 	if ok != want {
@@ -113,9 +129,10 @@ func TestWarmupMeasuresFPSAndSize(t *testing.T) {
 			t.Fatalf("frame %d: %v", i, sl.State())
 		}
 	}
-	// The 10th frame ends the warm-up and is the first one sent.
+	// The 10th frame ends the warm-up and is the first one sent, once the
+	// pipeline has opened in the background.
 	mustPut(t, sl, bgr(64, 48, 9), true)
-	if sl.State() != skyline.StateStreaming {
+	if waitState(t, sl, skyline.StateStreaming) != skyline.StateStreaming {
 		t.Fatalf("after warm-up: %v", sl.State())
 	}
 	if got, want := sl.Params(), (skyline.Params{FPS: 25, Width: 64, Height: 48}); got != want {
@@ -141,6 +158,7 @@ func TestWarmupOddSizeRoundsDown(t *testing.T) {
 	}
 	mustPut(t, sl, bgr(65, 49, 0), false)
 	mustPut(t, sl, bgr(65, 49, 1), true)
+	waitState(t, sl, skyline.StateStreaming)
 	if got := sl.Params(); got.Width != 64 || got.Height != 48 || got.FPS != 10 {
 		t.Fatalf("params %+v", got)
 	}
@@ -188,6 +206,7 @@ func TestLastValueEachParameter(t *testing.T) {
 		mustPut(t, sl, bgr(80, 36, i), false)
 	}
 	mustPut(t, sl, bgr(80, 36, 2), true)
+	waitState(t, sl, skyline.StateStreaming)
 	if got := sl.Params(); got != (skyline.Params{FPS: 20, Width: 80, Height: 36}) {
 		t.Fatalf("params %+v", got)
 	}
@@ -307,8 +326,8 @@ func TestDropNewestWhenQueueFull(t *testing.T) {
 	var accepted uint64
 	for i := 0; i < 200; i++ {
 		ok, err := sl.Put(f)
-		if err != nil {
-			t.Fatal(err)
+		if !ok && !errors.Is(err, skyline.ErrQueueFull) {
+			t.Fatalf("Put = %v, %v: want true, or false with ErrQueueFull", ok, err)
 		}
 		if ok {
 			accepted++

@@ -37,6 +37,31 @@ func TestBadFrames(t *testing.T) {
 		{"i420 short U", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good[:10], V: good}, "U plane"},
 		{"i420 nil V", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good}, "V plane"},
 		{"i420 bad chroma stride", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideU: 3}, "stride"},
+		// Strides that overflow int arithmetic or C's 32-bit int (issue 10,
+		// observation 8): each must be refused before the conversion, which
+		// would read far outside the buffer.
+		{"stride MaxInt", skyline.FrameBGR(good, 64, 48, math.MaxInt), "Stride = 9223372036854775807: a row stride must be at most 2147483647"},
+		{"stride MaxInt/2", skyline.FrameBGR(good, 64, 48, math.MaxInt/2), "at most 2147483647"},
+		{"stride 1<<31", skyline.FrameBGR(good, 64, 48, 1<<31), "at most 2147483647"},
+		{"stride 1<<40 small data", skyline.FrameBGR(good[:300], 64, 48, 1<<40), "at most 2147483647"},
+		{"stride MaxInt32 short buffer", skyline.FrameBGR(good, 64, 48, math.MaxInt32), "short"},
+		{"negative stride", skyline.FrameBGR(good, 64, 48, -64*3), "negative"},
+		{"stride MinInt", skyline.FrameBGR(good, 64, 48, math.MinInt), "negative"},
+		{"Height*Stride wraps to a small size", skyline.FrameBGR(good, 64, 48, wrappingStride(48, 64*3, len(good))), "at most 2147483647"},
+		{"rgba Height*Stride wraps", skyline.Frame{Format: skyline.FormatRGBA, Width: 64, Height: 48, Data: good, Stride: wrappingStride(48, 64*4, len(good))}, "at most 2147483647"},
+		{"i420 negative Y stride", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, Stride: -64}, "negative"},
+		{"i420 huge Y stride", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, Stride: math.MaxInt}, "at most 2147483647"},
+		{"i420 StrideU MaxInt", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideU: math.MaxInt}, "StrideU = 9223372036854775807: a row stride must be at most 2147483647"},
+		{"i420 StrideV MaxInt", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideV: math.MaxInt}, "StrideV"},
+		{"i420 StrideU 1<<40", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideU: 1 << 40}, "at most 2147483647"},
+		{"i420 StrideV 1<<31", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideV: 1 << 31}, "at most 2147483647"},
+		{"i420 negative StrideV", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideV: -32}, "negative"},
+		{"i420 StrideU wraps", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideU: wrappingStride(24, 32, len(good))}, "StrideU"},
+		{"i420 StrideV wraps", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideV: wrappingStride(24, 32, len(good))}, "StrideV"},
+		{"ycbcr StrideV MaxInt/2", skyline.Frame{Format: skyline.FormatYCbCr420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideV: math.MaxInt / 2}, "StrideV"},
+		{"width MaxInt", skyline.FrameBGR(good, math.MaxInt, 48, 0), "size"},
+		{"height MinInt", skyline.FrameBGR(good, 64, math.MinInt, 0), "size"},
+		{"MaxInt square", skyline.FrameBGR(good, math.MaxInt, math.MaxInt, math.MaxInt), "size"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -51,6 +76,26 @@ func TestBadFrames(t *testing.T) {
 	if st := sl.Stats(); st.Accepted != 1 {
 		t.Fatalf("stats %+v", st)
 	}
+}
+
+// wrappingStride returns a positive stride s such that s*(h-1)+rowBytes,
+// computed in int, wraps around to at most limit bytes (h-1 must be odd):
+// an unchecked product passes the buffer length check. Its low 32 bits,
+// what a C int keeps, are a large positive stride, so the old code read far
+// outside the buffer.
+func wrappingStride(h, rowBytes, limit int) int {
+	r := uint64(h - 1)
+	inv := r // Newton's iteration for the inverse of an odd r modulo 2^64
+	for i := 0; i < 5; i++ {
+		inv *= 2 - r*inv
+	}
+	for c := uint64(0); c <= uint64(limit-rowBytes); c++ {
+		s := c * inv
+		if int(s) >= rowBytes && int32(s) >= 1<<24 {
+			return int(s)
+		}
+	}
+	panic("no wrapping stride")
 }
 
 func TestBadImages(t *testing.T) {

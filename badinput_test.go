@@ -144,6 +144,70 @@ func TestBadImages(t *testing.T) {
 	if ok, err := sl.PutImage(nil); ok || !errors.Is(err, skyline.ErrInvalidFrame) {
 		t.Fatalf("PutImage(nil) = %v, %v", ok, err)
 	}
+
+	// Images PutImage and FrameFromImage must refuse with ErrInvalidFrame,
+	// never a panic (issue 10, observation 8): infinite, huge or empty
+	// bounds, and pixel slices or strides that disagree with the bounds.
+	huge := image.Rectangle{Min: image.Pt(math.MinInt, math.MinInt), Max: image.Pt(math.MaxInt, math.MaxInt)}
+	for _, c := range []struct {
+		name string
+		img  image.Image
+	}{
+		{"uniform", image.NewUniform(color.White)},
+		{"uniform transparent", image.Transparent},
+		{"infinite paletted", &image.Paletted{Rect: huge, Palette: color.Palette{color.White}}},
+		{"infinite RGBA", &image.RGBA{Rect: huge}},
+		{"infinite YCbCr", &image.YCbCr{Rect: huge, SubsampleRatio: image.YCbCrSubsampleRatio420}},
+		{"2e9 square NRGBA64", &image.NRGBA64{Rect: image.Rect(-1e9, -1e9, 1e9, 1e9)}},
+		{"too wide NRGBA64", &image.NRGBA64{Rect: image.Rect(0, 0, skyline.MaxDimension+2, 8), Stride: (skyline.MaxDimension + 2) * 8}},
+		{"too tall Gray16", &image.Gray16{Rect: image.Rect(0, 0, 8, skyline.MaxDimension+2), Stride: 16}},
+		{"too wide RGBA", &image.RGBA{Rect: image.Rect(0, 0, skyline.MaxDimension+2, 8), Stride: (skyline.MaxDimension + 2) * 4}},
+		{"too tall Gray", &image.Gray{Rect: image.Rect(0, 0, 8, 1<<40), Stride: 8}},
+		{"empty NRGBA64", image.NewNRGBA64(image.Rect(5, 5, 5, 9))},
+		{"inverted paletted", &image.Paletted{Rect: image.Rectangle{Min: image.Pt(8, 8)}, Palette: color.Palette{color.White}}},
+		{"empty sub-image", image.NewRGBA(image.Rect(0, 0, 8, 8)).SubImage(image.Rect(20, 20, 30, 30))},
+		{"empty YCbCr 4:4:4", image.NewYCbCr(image.Rectangle{}, image.YCbCrSubsampleRatio444)},
+		{"RGBA with short Pix", &image.RGBA{Rect: image.Rect(0, 0, 8, 8), Stride: 32, Pix: make([]byte, 100)}},
+		{"RGBA with nil Pix", &image.RGBA{Rect: image.Rect(0, 0, 8, 8), Stride: 32}},
+		{"RGBA with MaxInt stride", &image.RGBA{Rect: image.Rect(0, 0, 8, 8), Stride: math.MaxInt, Pix: make([]byte, 256)}},
+		{"RGBA with wrapping stride", &image.RGBA{Rect: image.Rect(0, 0, 64, 48), Stride: wrappingStride(48, 256, 64*48*4), Pix: make([]byte, 64*48*4)}},
+		{"NRGBA with negative stride", &image.NRGBA{Rect: image.Rect(0, 0, 8, 8), Stride: -32, Pix: make([]byte, 256)}},
+		{"negative-origin Gray with short Pix", &image.Gray{Rect: image.Rect(-8, -8, 8, 8), Stride: 16, Pix: make([]byte, 16)}},
+		{"YCbCr with short planes", &image.YCbCr{Rect: image.Rect(0, 0, 8, 8), SubsampleRatio: image.YCbCrSubsampleRatio420, YStride: 8, CStride: 4, Y: make([]byte, 10)}},
+		{"YCbCr with MaxInt CStride", &image.YCbCr{Rect: image.Rect(0, 0, 8, 8), SubsampleRatio: image.YCbCrSubsampleRatio420, YStride: 8, CStride: math.MaxInt, Y: make([]byte, 64), Cb: make([]byte, 16), Cr: make([]byte, 16)}},
+		{"NRGBA64 with short Pix", &image.NRGBA64{Rect: image.Rect(0, 0, 8, 8), Stride: 64, Pix: make([]byte, 10)}},
+		{"Paletted with short Pix", &image.Paletted{Rect: image.Rect(0, 0, 8, 8), Stride: 8, Pix: make([]byte, 3), Palette: color.Palette{color.White}}},
+		{"YCbCr 4:2:2 with nil planes", &image.YCbCr{Rect: image.Rect(0, 0, 8, 8), SubsampleRatio: image.YCbCrSubsampleRatio422, YStride: 8, CStride: 4}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if f, err := skyline.FrameFromImage(c.img); err == nil {
+				if ok, err := sl.Put(f); ok || !errors.Is(err, skyline.ErrInvalidFrame) {
+					t.Errorf("Put(FrameFromImage) = %v, %v; want ErrInvalidFrame", ok, err)
+				}
+			} else if !errors.Is(err, skyline.ErrInvalidFrame) {
+				t.Errorf("FrameFromImage: %v, want ErrInvalidFrame", err)
+			}
+			if ok, err := sl.PutImage(c.img); ok || !errors.Is(err, skyline.ErrInvalidFrame) {
+				t.Errorf("PutImage = %v, %v; want ErrInvalidFrame", ok, err)
+			}
+		})
+	}
+
+	// Sub-images, negative origins and odd sizes are fine.
+	for _, img := range []image.Image{
+		image.NewRGBA(image.Rect(-20, -20, 60, 40)).SubImage(image.Rect(-8, -6, 56, 42)),
+		image.NewNRGBA(image.Rect(-7, -3, 10, 12)),
+		image.NewGray(image.Rect(0, 0, 40, 30)).SubImage(image.Rect(3, 5, 20, 18)),
+		image.NewYCbCr(image.Rect(-16, -16, 16, 16), image.YCbCrSubsampleRatio420).SubImage(image.Rect(-8, -4, 8, 12)),
+		image.NewYCbCr(image.Rect(-16, -16, 16, 16), image.YCbCrSubsampleRatio420).SubImage(image.Rect(-7, -5, 8, 12)),
+		image.NewPaletted(image.Rect(-5, -5, 5, 5), color.Palette{color.White}).SubImage(image.Rect(-3, -3, 2, 4)),
+		image.NewNRGBA64(image.Rect(0, 0, 1, 1)),
+		image.NewRGBA(image.Rect(0, 0, skyline.MaxDimension, 2)),
+	} {
+		if ok, err := sl.PutImage(img); !ok {
+			t.Errorf("PutImage(%T %v) = %v, %v", img, img.Bounds(), ok, err)
+		}
+	}
 }
 
 func TestBadParams(t *testing.T) {

@@ -123,6 +123,9 @@ func FrameFromImage(img image.Image) (Frame, error) {
 		return Frame{}, frameErr("nil image")
 	}
 	r := img.Bounds()
+	if err := checkBounds(r); err != nil {
+		return Frame{}, err
+	}
 	switch m := img.(type) {
 	case *image.RGBA:
 		return packedImage(FormatRGBA, m.Pix, m.Stride, m.PixOffset(r.Min.X, r.Min.Y), r), nil

@@ -2,8 +2,6 @@ package skyline
 
 import (
 	"fmt"
-	"image"
-	"image/draw"
 	"log/slog"
 	"math"
 	"sync"
@@ -36,7 +34,6 @@ type SkyLine struct {
 	sess     *session
 	warm     warmup
 	lastWarn time.Time
-	scratch  *image.RGBA // PutImage conversions
 	// putHooks are the destinations with an optional BeforePut(now)
 	// method, called for every frame streamed (kvssink's credential file
 	// refresh check). They must be cheap.
@@ -287,39 +284,6 @@ func (s *SkyLine) Put(f Frame) (bool, error) {
 		s.accepted.Add(1)
 	}
 	return ok, err
-}
-
-// PutImage puts any image.Image. The types FrameFromImage supports go in
-// without conversion; others are drawn into an RGBA scratch image first.
-func (s *SkyLine) PutImage(img image.Image) (bool, error) {
-	f, err := FrameFromImage(img)
-	if err != nil && img != nil && !isNilImage(img) && !isDirectImage(img) {
-		b := img.Bounds()
-		if b.Empty() {
-			return false, frameErr("empty image")
-		}
-		if s.scratch == nil || s.scratch.Bounds().Size() != b.Size() {
-			s.scratch = image.NewRGBA(image.Rectangle{Max: b.Size()})
-		}
-		draw.Draw(s.scratch, s.scratch.Bounds(), img, b.Min, draw.Src)
-		f, err = FrameFromImage(s.scratch)
-	}
-	if err != nil {
-		return false, err
-	}
-	return s.Put(f)
-}
-
-// isDirectImage: the image types FrameFromImage takes without conversion
-// (their errors are real errors, not a reason to convert).
-func isDirectImage(img image.Image) bool {
-	switch m := img.(type) {
-	case *image.RGBA, *image.NRGBA, *image.Gray:
-		return true
-	case *image.YCbCr:
-		return m.SubsampleRatio == image.YCbCrSubsampleRatio420 && m.Rect.Min.X%2 == 0 && m.Rect.Min.Y%2 == 0
-	}
-	return false
 }
 
 // RequestKeyframe asks the encoder for a keyframe now (no-op when not

@@ -202,6 +202,7 @@ func TestBadImages(t *testing.T) {
 		image.NewYCbCr(image.Rect(-16, -16, 16, 16), image.YCbCrSubsampleRatio420).SubImage(image.Rect(-7, -5, 8, 12)),
 		image.NewPaletted(image.Rect(-5, -5, 5, 5), color.Palette{color.White}).SubImage(image.Rect(-3, -3, 2, 4)),
 		image.NewNRGBA64(image.Rect(0, 0, 1, 1)),
+		image.NewYCbCr(image.Rect(0, 0, 33, 17), image.YCbCrSubsampleRatio420), // odd size: converted
 		image.NewRGBA(image.Rect(0, 0, skyline.MaxDimension, 2)),
 	} {
 		if ok, err := sl.PutImage(img); !ok {

@@ -37,6 +37,31 @@ func TestBadFrames(t *testing.T) {
 		{"i420 short U", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good[:10], V: good}, "U plane"},
 		{"i420 nil V", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good}, "V plane"},
 		{"i420 bad chroma stride", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideU: 3}, "stride"},
+		// Strides that overflow int arithmetic or C's 32-bit int (issue 10,
+		// observation 8): each must be refused before the conversion, which
+		// would read far outside the buffer.
+		{"stride MaxInt", skyline.FrameBGR(good, 64, 48, math.MaxInt), "Stride = 9223372036854775807: a row stride must be at most 2147483647"},
+		{"stride MaxInt/2", skyline.FrameBGR(good, 64, 48, math.MaxInt/2), "at most 2147483647"},
+		{"stride 1<<31", skyline.FrameBGR(good, 64, 48, 1<<31), "at most 2147483647"},
+		{"stride 1<<40 small data", skyline.FrameBGR(good[:300], 64, 48, 1<<40), "at most 2147483647"},
+		{"stride MaxInt32 short buffer", skyline.FrameBGR(good, 64, 48, math.MaxInt32), "short"},
+		{"negative stride", skyline.FrameBGR(good, 64, 48, -64*3), "negative"},
+		{"stride MinInt", skyline.FrameBGR(good, 64, 48, math.MinInt), "negative"},
+		{"Height*Stride wraps to a small size", skyline.FrameBGR(good, 64, 48, wrappingStride(48, 64*3, len(good))), "at most 2147483647"},
+		{"rgba Height*Stride wraps", skyline.Frame{Format: skyline.FormatRGBA, Width: 64, Height: 48, Data: good, Stride: wrappingStride(48, 64*4, len(good))}, "at most 2147483647"},
+		{"i420 negative Y stride", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, Stride: -64}, "negative"},
+		{"i420 huge Y stride", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, Stride: math.MaxInt}, "at most 2147483647"},
+		{"i420 StrideU MaxInt", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideU: math.MaxInt}, "StrideU = 9223372036854775807: a row stride must be at most 2147483647"},
+		{"i420 StrideV MaxInt", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideV: math.MaxInt}, "StrideV"},
+		{"i420 StrideU 1<<40", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideU: 1 << 40}, "at most 2147483647"},
+		{"i420 StrideV 1<<31", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideV: 1 << 31}, "at most 2147483647"},
+		{"i420 negative StrideV", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideV: -32}, "negative"},
+		{"i420 StrideU wraps", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideU: wrappingStride(24, 32, len(good))}, "StrideU"},
+		{"i420 StrideV wraps", skyline.Frame{Format: skyline.FormatI420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideV: wrappingStride(24, 32, len(good))}, "StrideV"},
+		{"ycbcr StrideV MaxInt/2", skyline.Frame{Format: skyline.FormatYCbCr420, Width: 64, Height: 48, Data: good, U: good, V: good, StrideV: math.MaxInt / 2}, "StrideV"},
+		{"width MaxInt", skyline.FrameBGR(good, math.MaxInt, 48, 0), "size"},
+		{"height MinInt", skyline.FrameBGR(good, 64, math.MinInt, 0), "size"},
+		{"MaxInt square", skyline.FrameBGR(good, math.MaxInt, math.MaxInt, math.MaxInt), "size"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -51,6 +76,26 @@ func TestBadFrames(t *testing.T) {
 	if st := sl.Stats(); st.Accepted != 1 {
 		t.Fatalf("stats %+v", st)
 	}
+}
+
+// wrappingStride returns a positive stride s such that s*(h-1)+rowBytes,
+// computed in int, wraps around to at most limit bytes (h-1 must be odd):
+// an unchecked product passes the buffer length check. Its low 32 bits,
+// what a C int keeps, are a large positive stride, so the old code read far
+// outside the buffer.
+func wrappingStride(h, rowBytes, limit int) int {
+	r := uint64(h - 1)
+	inv := r // Newton's iteration for the inverse of an odd r modulo 2^64
+	for i := 0; i < 5; i++ {
+		inv *= 2 - r*inv
+	}
+	for c := uint64(0); c <= uint64(limit-rowBytes); c++ {
+		s := c * inv
+		if int(s) >= rowBytes && int32(s) >= 1<<24 {
+			return int(s)
+		}
+	}
+	panic("no wrapping stride")
 }
 
 func TestBadImages(t *testing.T) {
@@ -98,6 +143,71 @@ func TestBadImages(t *testing.T) {
 	}
 	if ok, err := sl.PutImage(nil); ok || !errors.Is(err, skyline.ErrInvalidFrame) {
 		t.Fatalf("PutImage(nil) = %v, %v", ok, err)
+	}
+
+	// Images PutImage and FrameFromImage must refuse with ErrInvalidFrame,
+	// never a panic (issue 10, observation 8): infinite, huge or empty
+	// bounds, and pixel slices or strides that disagree with the bounds.
+	huge := image.Rectangle{Min: image.Pt(math.MinInt, math.MinInt), Max: image.Pt(math.MaxInt, math.MaxInt)}
+	for _, c := range []struct {
+		name string
+		img  image.Image
+	}{
+		{"uniform", image.NewUniform(color.White)},
+		{"uniform transparent", image.Transparent},
+		{"infinite paletted", &image.Paletted{Rect: huge, Palette: color.Palette{color.White}}},
+		{"infinite RGBA", &image.RGBA{Rect: huge}},
+		{"infinite YCbCr", &image.YCbCr{Rect: huge, SubsampleRatio: image.YCbCrSubsampleRatio420}},
+		{"2e9 square NRGBA64", &image.NRGBA64{Rect: image.Rect(-1e9, -1e9, 1e9, 1e9)}},
+		{"too wide NRGBA64", &image.NRGBA64{Rect: image.Rect(0, 0, skyline.MaxDimension+2, 8), Stride: (skyline.MaxDimension + 2) * 8}},
+		{"too tall Gray16", &image.Gray16{Rect: image.Rect(0, 0, 8, skyline.MaxDimension+2), Stride: 16}},
+		{"too wide RGBA", &image.RGBA{Rect: image.Rect(0, 0, skyline.MaxDimension+2, 8), Stride: (skyline.MaxDimension + 2) * 4}},
+		{"too tall Gray", &image.Gray{Rect: image.Rect(0, 0, 8, 1<<40), Stride: 8}},
+		{"empty NRGBA64", image.NewNRGBA64(image.Rect(5, 5, 5, 9))},
+		{"inverted paletted", &image.Paletted{Rect: image.Rectangle{Min: image.Pt(8, 8)}, Palette: color.Palette{color.White}}},
+		{"empty sub-image", image.NewRGBA(image.Rect(0, 0, 8, 8)).SubImage(image.Rect(20, 20, 30, 30))},
+		{"empty YCbCr 4:4:4", image.NewYCbCr(image.Rectangle{}, image.YCbCrSubsampleRatio444)},
+		{"RGBA with short Pix", &image.RGBA{Rect: image.Rect(0, 0, 8, 8), Stride: 32, Pix: make([]byte, 100)}},
+		{"RGBA with nil Pix", &image.RGBA{Rect: image.Rect(0, 0, 8, 8), Stride: 32}},
+		{"RGBA with MaxInt stride", &image.RGBA{Rect: image.Rect(0, 0, 8, 8), Stride: math.MaxInt, Pix: make([]byte, 256)}},
+		{"RGBA with wrapping stride", &image.RGBA{Rect: image.Rect(0, 0, 64, 48), Stride: wrappingStride(48, 256, 64*48*4), Pix: make([]byte, 64*48*4)}},
+		{"NRGBA with negative stride", &image.NRGBA{Rect: image.Rect(0, 0, 8, 8), Stride: -32, Pix: make([]byte, 256)}},
+		{"negative-origin Gray with short Pix", &image.Gray{Rect: image.Rect(-8, -8, 8, 8), Stride: 16, Pix: make([]byte, 16)}},
+		{"YCbCr with short planes", &image.YCbCr{Rect: image.Rect(0, 0, 8, 8), SubsampleRatio: image.YCbCrSubsampleRatio420, YStride: 8, CStride: 4, Y: make([]byte, 10)}},
+		{"YCbCr with MaxInt CStride", &image.YCbCr{Rect: image.Rect(0, 0, 8, 8), SubsampleRatio: image.YCbCrSubsampleRatio420, YStride: 8, CStride: math.MaxInt, Y: make([]byte, 64), Cb: make([]byte, 16), Cr: make([]byte, 16)}},
+		{"NRGBA64 with short Pix", &image.NRGBA64{Rect: image.Rect(0, 0, 8, 8), Stride: 64, Pix: make([]byte, 10)}},
+		{"Paletted with short Pix", &image.Paletted{Rect: image.Rect(0, 0, 8, 8), Stride: 8, Pix: make([]byte, 3), Palette: color.Palette{color.White}}},
+		{"YCbCr 4:2:2 with nil planes", &image.YCbCr{Rect: image.Rect(0, 0, 8, 8), SubsampleRatio: image.YCbCrSubsampleRatio422, YStride: 8, CStride: 4}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if f, err := skyline.FrameFromImage(c.img); err == nil {
+				if ok, err := sl.Put(f); ok || !errors.Is(err, skyline.ErrInvalidFrame) {
+					t.Errorf("Put(FrameFromImage) = %v, %v; want ErrInvalidFrame", ok, err)
+				}
+			} else if !errors.Is(err, skyline.ErrInvalidFrame) {
+				t.Errorf("FrameFromImage: %v, want ErrInvalidFrame", err)
+			}
+			if ok, err := sl.PutImage(c.img); ok || !errors.Is(err, skyline.ErrInvalidFrame) {
+				t.Errorf("PutImage = %v, %v; want ErrInvalidFrame", ok, err)
+			}
+		})
+	}
+
+	// Sub-images, negative origins and odd sizes are fine.
+	for _, img := range []image.Image{
+		image.NewRGBA(image.Rect(-20, -20, 60, 40)).SubImage(image.Rect(-8, -6, 56, 42)),
+		image.NewNRGBA(image.Rect(-7, -3, 10, 12)),
+		image.NewGray(image.Rect(0, 0, 40, 30)).SubImage(image.Rect(3, 5, 20, 18)),
+		image.NewYCbCr(image.Rect(-16, -16, 16, 16), image.YCbCrSubsampleRatio420).SubImage(image.Rect(-8, -4, 8, 12)),
+		image.NewYCbCr(image.Rect(-16, -16, 16, 16), image.YCbCrSubsampleRatio420).SubImage(image.Rect(-7, -5, 8, 12)),
+		image.NewPaletted(image.Rect(-5, -5, 5, 5), color.Palette{color.White}).SubImage(image.Rect(-3, -3, 2, 4)),
+		image.NewNRGBA64(image.Rect(0, 0, 1, 1)),
+		image.NewYCbCr(image.Rect(0, 0, 33, 17), image.YCbCrSubsampleRatio420), // odd size: converted
+		image.NewRGBA(image.Rect(0, 0, skyline.MaxDimension, 2)),
+	} {
+		if ok, err := sl.PutImage(img); !ok {
+			t.Errorf("PutImage(%T %v) = %v, %v", img, img.Bounds(), ok, err)
+		}
 	}
 }
 

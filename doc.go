@@ -49,6 +49,10 @@
 // the pipeline's buffer (libyuv): that copy is the only one, and the caller
 // may reuse its buffer as soon as Put returns. A frame whose size differs from
 // the stream's is scaled (the stream's size never changes mid-session).
+// Frames outside the limits Frame documents (sizes up to MaxDimension,
+// strides up to MaxStride, buffers long enough for them) and images with
+// empty, too large or infinite bounds are refused with ErrInvalidFrame
+// before a byte is read.
 //
 // # States and parameters
 //

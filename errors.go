@@ -9,8 +9,9 @@ import (
 // Sentinel errors. Every error SkyLine returns wraps one of these, so callers
 // can test with errors.Is.
 var (
-	// ErrInvalidFrame: a frame is malformed (nil or short buffer, bad stride,
-	// bad size, unknown pixel format).
+	// ErrInvalidFrame: a frame is malformed (nil or short buffer, negative
+	// stride or one out of range, bad size, unknown pixel format; see Frame
+	// for the limits), or an image has empty, too large or infinite bounds.
 	ErrInvalidFrame = errors.New("skyline: invalid frame")
 	// ErrInvalidParams: Start was given an impossible fps, width or height.
 	ErrInvalidParams = errors.New("skyline: invalid stream parameters")

@@ -2,6 +2,7 @@ package skyline
 
 import (
 	"image"
+	"math"
 	"reflect"
 	"time"
 
@@ -69,9 +70,28 @@ func (f PixelFormat) BytesPerPixel() int {
 
 func (f PixelFormat) planar() bool { return f == FormatI420 || f == FormatYCbCr420 }
 
+// MaxStride is the largest row stride a Frame may have, in bytes: libyuv,
+// which converts the frames, takes strides as 32-bit C ints.
+const MaxStride = math.MaxInt32
+
 // Frame is one picture handed to Put. It only points at the caller's
 // memory: Put copies what it needs before returning, so the caller may reuse
 // the buffers at once.
+//
+// Limits, checked by Put before it reads a byte (a frame outside them makes
+// Put return false and an error wrapping ErrInvalidFrame that names the
+// field and the limit):
+//   - Width and Height, in pixels: 1..MaxDimension each; even for the
+//     planar formats (FormatI420, FormatYCbCr420).
+//   - Stride, in bytes: 0 (tightly packed: Width x BytesPerPixel), or
+//     Width x BytesPerPixel..MaxStride. Negative strides (bottom-up
+//     pictures) are refused.
+//   - Data: at least Stride x (Height-1) + Width x BytesPerPixel bytes
+//     (computed without overflow).
+//   - For the planar formats, StrideU and StrideV, in bytes: 0 (Width/2) or
+//     Width/2..MaxStride; U and V at least StrideU x (Height/2-1) + Width/2
+//     bytes (StrideV for V). U, V, StrideU and StrideV are ignored for the
+//     packed formats.
 type Frame struct {
 	Format        PixelFormat
 	Width, Height int
@@ -81,7 +101,7 @@ type Frame struct {
 	// Stride is the number of bytes per row of Data; 0 means tightly packed.
 	Stride int
 	// U and V are the chroma planes of planar formats, with their strides
-	// (0 means (Width+1)/2).
+	// in bytes (0 means (Width+1)/2).
 	U, V             []byte
 	StrideU, StrideV int
 	// Time is the capture time. The zero value means "the moment Put is
@@ -103,6 +123,9 @@ func FrameFromImage(img image.Image) (Frame, error) {
 		return Frame{}, frameErr("nil image")
 	}
 	r := img.Bounds()
+	if err := checkBounds(r); err != nil {
+		return Frame{}, err
+	}
 	switch m := img.(type) {
 	case *image.RGBA:
 		return packedImage(FormatRGBA, m.Pix, m.Stride, m.PixOffset(r.Min.X, r.Min.Y), r), nil
@@ -134,20 +157,26 @@ func packedImage(f PixelFormat, pix []byte, stride, off int, r image.Rectangle) 
 	return Frame{Format: f, Width: r.Dx(), Height: r.Dy(), Data: pix[off:], Stride: stride}
 }
 
-// validate checks that the frame describes a complete picture.
+// validate checks that the frame describes a complete picture within the
+// limits Frame documents. Every product is computed without overflow, and
+// every stride fits in a C int, so the conversion never reads outside the
+// buffers.
 func (f *Frame) validate() error {
 	bpp := f.Format.BytesPerPixel()
 	if bpp == 0 {
 		return frameErr("unsupported pixel format %d", int(f.Format))
 	}
 	if f.Width <= 0 || f.Height <= 0 || f.Width > MaxDimension || f.Height > MaxDimension {
-		return frameErr("size %dx%d: want 1..%d in each dimension", f.Width, f.Height, MaxDimension)
+		return frameErr("size %dx%d (Width x Height): want 1..%d pixels in each dimension (MaxDimension)",
+			f.Width, f.Height, MaxDimension)
+	}
+	// From here Width and Height are at most MaxDimension: Width*bpp cannot
+	// overflow, and checkStride bounds the strides.
+	if err := checkStride("Stride", f.Stride, f.Width*bpp, "Width x bytes per pixel"); err != nil {
+		return err
 	}
 	stride := f.stride()
-	if stride < f.Width*bpp {
-		return frameErr("stride %d is less than width %d x %d bytes per pixel", stride, f.Width, bpp)
-	}
-	if need := stride*(f.Height-1) + f.Width*bpp; len(f.Data) < need {
+	if need := planeSize(stride, f.Height, f.Width*bpp); uint64(len(f.Data)) < need {
 		if f.Data == nil {
 			return frameErr("nil pixel buffer for a %dx%d %v frame", f.Width, f.Height, f.Format)
 		}
@@ -160,20 +189,44 @@ func (f *Frame) validate() error {
 	if f.Width%2 != 0 || f.Height%2 != 0 {
 		return frameErr("%v frame of odd size %dx%d: 4:2:0 needs even dimensions", f.Format, f.Width, f.Height)
 	}
-	cw, ch := f.Width/2, f.Height/2
-	for _, pl := range []struct {
-		name   string
-		b      []byte
-		stride int
-	}{{"U", f.U, f.strideU()}, {"V", f.V, f.strideV()}} {
-		if pl.stride < cw {
-			return frameErr("%s stride %d is less than chroma width %d", pl.name, pl.stride, cw)
-		}
-		if need := pl.stride*(ch-1) + cw; len(pl.b) < need {
-			return frameErr("%s plane of %d bytes is short: needs %d", pl.name, len(pl.b), need)
-		}
+	if err := f.checkChroma("U", "StrideU", f.U, f.StrideU, f.strideU()); err != nil {
+		return err
+	}
+	return f.checkChroma("V", "StrideV", f.V, f.StrideV, f.strideV())
+}
+
+// checkStride checks a stride field: 0 (the default), or minRow..MaxStride
+// bytes; what says what minRow is.
+func checkStride(field string, v, minRow int, what string) error {
+	switch {
+	case v < 0:
+		return frameErr("Frame.%s = %d: a row stride cannot be negative (bottom-up pictures are not supported; 0 means tightly packed)", field, v)
+	case v > MaxStride:
+		return frameErr("Frame.%s = %d: a row stride must be at most %d bytes (MaxStride: libyuv takes 32-bit int strides)", field, v, MaxStride)
+	case v != 0 && v < minRow:
+		return frameErr("Frame.%s = %d: a row stride must be at least %d bytes (%s)", field, v, minRow, what)
 	}
 	return nil
+}
+
+// checkChroma checks a chroma plane of a planar frame of even size.
+func (f *Frame) checkChroma(plane, field string, b []byte, v, stride int) error {
+	cw, ch := f.Width/2, f.Height/2
+	if err := checkStride(field, v, cw, "the chroma width, Width/2"); err != nil {
+		return err
+	}
+	if need := planeSize(stride, ch, cw); uint64(len(b)) < need {
+		return frameErr("%s plane of %d bytes is short: a %dx%d %v frame with %s %d needs %d",
+			plane, len(b), f.Width, f.Height, f.Format, field, stride, need)
+	}
+	return nil
+}
+
+// planeSize is the least byte length of rows rows of rowBytes bytes, stride
+// bytes apart. With stride <= MaxStride and rows <= MaxDimension it cannot
+// overflow.
+func planeSize(stride, rows, rowBytes int) uint64 {
+	return uint64(stride)*uint64(rows-1) + uint64(rowBytes)
 }
 
 func (f *Frame) stride() int {
@@ -208,8 +261,7 @@ func (f *Frame) toI420(dst yuv.Planes) error {
 	case FormatI420:
 		return yuv.CopyI420(f.planes(), dst)
 	case FormatYCbCr420:
-		yuv.CopyFullRangeI420(f.planes(), dst)
-		return nil
+		return yuv.CopyFullRangeI420(f.planes(), dst)
 	case FormatBGR:
 		return yuv.ToI420(yuv.BGR, f.Data, f.stride(), dst)
 	case FormatRGB:

@@ -22,8 +22,45 @@ import "C"
 
 import (
 	"fmt"
+	"math"
 	"unsafe"
 )
+
+// MaxStride is the largest stride, width or height the functions take:
+// libyuv takes them as C ints. Larger values are errors, never truncated.
+const MaxStride = math.MaxInt32
+
+// checkPlane checks that b holds rows rows of rowBytes bytes, stride bytes
+// apart, and that every value fits in a C int, so that C never reads or
+// writes outside b. The arithmetic cannot overflow: every factor is at most
+// MaxStride.
+func checkPlane(pic, plane string, b []byte, stride, rowBytes, rows int) error {
+	if rowBytes <= 0 || rows <= 0 || rows > MaxStride {
+		return fmt.Errorf("yuv: %s %s plane of %d rows of %d bytes", pic, plane, rows, rowBytes)
+	}
+	if stride < rowBytes || stride > MaxStride {
+		return fmt.Errorf("yuv: %s %s stride %d: want %d..%d", pic, plane, stride, rowBytes, MaxStride)
+	}
+	if need := uint64(stride)*uint64(rows-1) + uint64(rowBytes); uint64(len(b)) < need {
+		return fmt.Errorf("yuv: %s %s plane of %d bytes is short: needs %d", pic, plane, len(b), need)
+	}
+	return nil
+}
+
+// check checks the three planes of an I420 picture of p's size.
+func (p Planes) check(name string) error {
+	if p.Width <= 0 || p.Height <= 0 || p.Width > MaxStride || p.Height > MaxStride {
+		return fmt.Errorf("yuv: %s picture of size %dx%d", name, p.Width, p.Height)
+	}
+	cw, ch := (p.Width+1)/2, (p.Height+1)/2
+	if err := checkPlane(name, "Y", p.Y, p.StrideY, p.Width, p.Height); err != nil {
+		return err
+	}
+	if err := checkPlane(name, "U", p.U, p.StrideU, cw, ch); err != nil {
+		return err
+	}
+	return checkPlane(name, "V", p.V, p.StrideV, cw, ch)
+}
 
 // Format is a source pixel layout.
 type Format int
@@ -61,6 +98,16 @@ func p(b []byte) *C.uint8_t { return (*C.uint8_t)(unsafe.Pointer(&b[0])) }
 
 // ToI420 converts a packed picture of dst's size into dst.
 func ToI420(f Format, src []byte, stride int, dst Planes) error {
+	if err := dst.check("destination"); err != nil {
+		return err
+	}
+	bpp := f.bytesPerPixel()
+	if bpp == 0 {
+		return fmt.Errorf("yuv: unknown format %d", f)
+	}
+	if err := checkPlane("source", "packed", src, stride, dst.Width*bpp, dst.Height); err != nil {
+		return err
+	}
 	w, h := C.int(dst.Width), C.int(dst.Height)
 	s := C.int(stride)
 	var r C.int
@@ -91,6 +138,9 @@ func ToI420(f Format, src []byte, stride int, dst Planes) error {
 
 // CopyI420 copies an I420 picture of dst's size into dst.
 func CopyI420(src, dst Planes) error {
+	if err := checkSameSize(src, dst); err != nil {
+		return err
+	}
 	r := C.I420Copy(p(src.Y), C.int(src.StrideY), p(src.U), C.int(src.StrideU), p(src.V), C.int(src.StrideV),
 		p(dst.Y), C.int(dst.StrideY), p(dst.U), C.int(dst.StrideU), p(dst.V), C.int(dst.StrideV),
 		C.int(dst.Width), C.int(dst.Height))
@@ -102,6 +152,12 @@ func CopyI420(src, dst Planes) error {
 
 // Scale resizes an I420 picture into dst with a box/bilinear filter.
 func Scale(src, dst Planes) error {
+	if err := src.check("source"); err != nil {
+		return err
+	}
+	if err := dst.check("destination"); err != nil {
+		return err
+	}
 	r := C.I420Scale(p(src.Y), C.int(src.StrideY), p(src.U), C.int(src.StrideU), p(src.V), C.int(src.StrideV),
 		C.int(src.Width), C.int(src.Height),
 		p(dst.Y), C.int(dst.StrideY), p(dst.U), C.int(dst.StrideU), p(dst.V), C.int(dst.StrideV),
@@ -129,9 +185,35 @@ func init() {
 
 // CopyFullRangeI420 copies a full-range (JFIF, as Go's image.YCbCr holds)
 // 4:2:0 picture into dst, remapping to video range in the same pass.
-func CopyFullRangeI420(src, dst Planes) {
+func CopyFullRangeI420(src, dst Planes) error {
+	if err := checkSameSize(src, dst); err != nil {
+		return err
+	}
 	cw, ch := (dst.Width+1)/2, (dst.Height+1)/2
 	C.sk_plane_lut(p(src.Y), C.int(src.StrideY), p(dst.Y), C.int(dst.StrideY), C.int(dst.Width), C.int(dst.Height), p(lutY[:]))
 	C.sk_plane_lut(p(src.U), C.int(src.StrideU), p(dst.U), C.int(dst.StrideU), C.int(cw), C.int(ch), p(lutC[:]))
 	C.sk_plane_lut(p(src.V), C.int(src.StrideV), p(dst.V), C.int(dst.StrideV), C.int(cw), C.int(ch), p(lutC[:]))
+	return nil
+}
+
+// checkSameSize checks the planes of a copy from src to dst, which is read
+// at dst's size.
+func checkSameSize(src, dst Planes) error {
+	if err := dst.check("destination"); err != nil {
+		return err
+	}
+	src.Width, src.Height = dst.Width, dst.Height
+	return src.check("source")
+}
+
+func (f Format) bytesPerPixel() int {
+	switch f {
+	case BGR, RGB:
+		return 3
+	case BGRA, RGBA:
+		return 4
+	case Gray:
+		return 1
+	}
+	return 0
 }

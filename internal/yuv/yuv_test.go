@@ -34,3 +34,38 @@ func TestGrayIsBGRGray(t *testing.T) {
 		t.Fatalf("black/white: Y %d, %d; want 16, 235", a.Y[0], a.Y[255])
 	}
 }
+
+// TestRefusesOutOfRange: strides that do not fit in a C int, or buffers too
+// short for the picture, are errors before any C code runs (a truncated
+// stride made libyuv read far outside the buffer).
+func TestRefusesOutOfRange(t *testing.T) {
+	const w, h = 16, 8
+	src := make([]byte, w*h*3)
+	good := Layout(make([]byte, Size(w, h)), w, h)
+	for _, stride := range []int{1 << 31, 1<<32 + w*3, -w * 3, 0, w*3 - 1, w * 4} {
+		if err := ToI420(BGR, src, stride, good); err == nil {
+			t.Errorf("ToI420 with stride %d: no error", stride)
+		}
+	}
+	if err := ToI420(BGR, src, w*3, good); err != nil {
+		t.Fatal(err)
+	}
+	short := good
+	short.U = short.U[:3]
+	bad := good
+	bad.StrideV = 1 << 32
+	for _, c := range []struct {
+		name     string
+		src, dst Planes
+	}{{"short source", short, good}, {"short destination", good, short}, {"huge source stride", bad, good}, {"huge destination stride", good, bad}} {
+		if err := CopyI420(c.src, c.dst); err == nil {
+			t.Errorf("CopyI420 %s: no error", c.name)
+		}
+		if err := CopyFullRangeI420(c.src, c.dst); err == nil {
+			t.Errorf("CopyFullRangeI420 %s: no error", c.name)
+		}
+		if err := Scale(c.src, c.dst); err == nil {
+			t.Errorf("Scale %s: no error", c.name)
+		}
+	}
+}

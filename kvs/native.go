@@ -895,3 +895,15 @@ func maskKey(k string) string {
 	}
 	return k[:4] + "****"
 }
+
+// DeliveryStatus implements skyline.DeliveryReporter: the SkyLine shows
+// this destination up only while a PutMedia connection streams, and counts
+// the frames given up (retry buffer bound, rejected fragments, Close) in
+// its Lost.
+func (d *Native) DeliveryStatus() skyline.DeliveryStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return skyline.DeliveryStatus{Connected: d.st.Connected, Lost: d.st.FramesDropped}
+}
+
+var _ skyline.DeliveryReporter = (*Native)(nil)

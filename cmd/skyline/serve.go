@@ -192,7 +192,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		}
 		return err
 	}
-	if err := sl.Start(skyline.Params{FPS: o.fps, Width: first.Width &^ 1, Height: first.Height &^ 1}); err != nil {
+	if err := sl.Start(skyline.Params{FPS: o.fps, Width: max(first.Width&^1, 2), Height: max(first.Height&^1, 2)}); err != nil {
 		in.Close()
 		return err
 	}
@@ -280,20 +280,26 @@ func pump(ctx context.Context, in input, sl *skyline.SkyLine, f skyline.Frame, l
 		read.Add(1)
 		for {
 			ok, err := sl.Put(f)
-			if err != nil {
-				return err
-			}
-			if ok || in.Live() {
+			if ok {
 				break
 			}
-			if st := sl.State(); st != skyline.StateStreaming {
-				return fmt.Errorf("stream is %v: %v", st, sl.Err())
+			switch {
+			case errors.Is(err, skyline.ErrQueueFull), errors.Is(err, skyline.ErrOpening):
+				if in.Live() { // a live source drops (counted); a file or pipe waits
+					break
+				}
+				select { // the encoder is behind: wait for room, never lose a frame
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(time.Millisecond):
+				}
+				continue
+			case errors.Is(err, skyline.ErrStreamFailed):
+				return fmt.Errorf("the stream failed: %w", sl.Err())
+			default:
+				return err
 			}
-			select { // the encoder is behind: wait for room, never lose a frame
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Millisecond):
-			}
+			break
 		}
 		if limit > 0 && n+1 >= limit {
 			return nil

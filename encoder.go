@@ -80,3 +80,71 @@ func (e Encoder) preset() string {
 	}
 	return e.Preset
 }
+
+// sizeLimit is the picture size range an encoder element encodes, where it
+// is narrower than what Params allows (even 2..MaxDimension).
+type sizeLimit struct {
+	minW, minH, maxW, maxH int
+	maxMBs                 int    // 16x16 macroblocks per picture; 0: no limit
+	why                    string // the source of the limit, for the error
+}
+
+// encoderSizeLimits lists the encoders known to refuse sizes Params allows.
+// Each entry is measured (GStreamer 1.22, see TestEncoderLimitsAreReal)
+// and traced to its source. Encoders not listed encode every size Params
+// allows, or their limits are not known:
+//
+//   - x264enc: none. x264enc encodes 2x2, 2x8192, 8192x2, 8190x8190 and
+//     8192x8192 through SkyLine's pipeline, and ffmpeg decodes them at that
+//     size. (8192x8192, 262144 macroblocks, is beyond the 139264 of H.264's
+//     highest level, 6.2; x264 encodes it all the same, signalling 6.2.)
+//   - the hardware encoders (nvv4l2h264enc, nvh264enc, vah264enc,
+//     vaapih264enc, v4l2h264enc): not measured, no such hardware here. Their
+//     limits depend on the device and driver; an entry belongs here once
+//     measured on one.
+var encoderSizeLimits = map[string]sizeLimit{
+	// libopenh264 refuses pictures under 16 pixels wide or high
+	// (CWelsH264SVCEncoder::EncodeFrameInternal in
+	// codec/encoder/plus/src/welsEncoderExt.cpp: "Don't support width(%d)
+	// or height(%d) which is less than 16!") and, at initialisation,
+	// pictures whose size rounded up to whole macroblocks exceeds 9437184
+	// pixels (ParamValidationExt in codec/encoder/core/src/encoder_ext.cpp:
+	// "width * height <= 9437184"), i.e. 36864 macroblocks, H.264 level
+	// 5.2's MaxFS: 4096x2304 encodes, 4096x2306 does not. Measured with
+	// libopenh264 2.3.1; either way the stream failed at its first frame.
+	"openh264enc": {minW: 16, minH: 16, maxW: MaxDimension, maxH: MaxDimension, maxMBs: 36864,
+		why: "libopenh264: at least 16x16, at most 36864 16x16 macroblocks, e.g. 4096x2304"},
+}
+
+// encoderLimits is the range of picture sizes element can encode: the
+// range Params allows (2..MaxDimension), narrowed for the encoders listed in
+// encoderSizeLimits, with the source of each limit there. Some encoders
+// also limit the area (checkSize checks that too).
+func encoderLimits(element string) (minW, minH, maxW, maxH int) {
+	l, ok := encoderSizeLimits[element]
+	if !ok {
+		return 2, 2, MaxDimension, MaxDimension
+	}
+	return l.minW, l.minH, l.maxW, l.maxH
+}
+
+// checkSize reports, as an ErrInvalidParams error that names the limit,
+// a stream size element cannot encode (which would otherwise fail the
+// stream at its first frame). Dimensions not known yet (Auto, LastValue)
+// are not checked: call it again with the size the warm-up picks.
+func checkSize(element string, p Params) error {
+	minW, minH, maxW, maxH := encoderLimits(element)
+	l := encoderSizeLimits[element]
+	for _, d := range []struct {
+		name      string
+		v, lo, hi int
+	}{{"width", p.Width, minW, maxW}, {"height", p.Height, minH, maxH}} {
+		if d.v > 0 && (d.v < d.lo || d.v > d.hi) {
+			return paramErr("%s %d: %s encodes %d..%d (%s)", d.name, d.v, element, d.lo, d.hi, l.why)
+		}
+	}
+	if mbs := ((p.Width + 15) / 16) * ((p.Height + 15) / 16); l.maxMBs > 0 && p.Width > 0 && p.Height > 0 && mbs > l.maxMBs {
+		return paramErr("%dx%d is %d macroblocks: %s encodes at most %d (%s)", p.Width, p.Height, mbs, element, l.maxMBs, l.why)
+	}
+	return nil
+}

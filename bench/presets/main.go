@@ -159,8 +159,8 @@ func main() {
 		}
 		i420 := make([][]byte, n)
 		for i, f := range src {
-			i420[i] = make([]byte, yuv.Size(w, h))
-			if err := yuv.ToI420(yuv.BGR, f, w*3, yuv.Layout(i420[i], w, h)); err != nil {
+			i420[i] = make([]byte, yuv.PackedSize(w, h))
+			if err := yuv.ToI420(yuv.BGR, f, w*3, yuv.PackedLayout(i420[i], w, h)); err != nil {
 				fatal(err)
 			}
 		}
@@ -299,7 +299,7 @@ func measure(r *result, path string, src, i420 [][]byte, w, h int, checkNumbers 
 	defer cancel()
 	ySize := w * h
 	var ys []float64
-	err := decodeRaw(ctx, path, "yuv420p", yuv.Size(w, h), func(i int, pic []byte) error {
+	err := decodeRaw(ctx, path, "yuv420p", yuv.PackedSize(w, h), func(i int, pic []byte) error {
 		if i >= len(i420) {
 			return fmt.Errorf("more than %d pictures decoded", len(i420))
 		}

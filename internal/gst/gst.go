@@ -173,6 +173,25 @@ func ScanPath(path string) {
 	C.sk_scan_path(cs)
 }
 
+// I420Layout is GStreamer's own layout of a w x h I420 picture
+// (gst_video_info_set_format): the plane offsets and strides, and the
+// buffer size, that elements such as videoconvert assume for a buffer
+// without GstVideoMeta. ok is false when GStreamer refuses the size.
+// internal/yuv computes the same layout without GStreamer; its test
+// checks the two agree.
+func I420Layout(w, h int) (offsets, strides [3]int, size int, ok bool) {
+	var off [3]C.gsize
+	var str [3]C.gint
+	var sz C.gsize
+	if C.sk_i420_layout(C.int(w), C.int(h), &off[0], &str[0], &sz) == 0 {
+		return offsets, strides, 0, false
+	}
+	for i := range 3 {
+		offsets[i], strides[i] = int(off[i]), int(str[i])
+	}
+	return offsets, strides, int(sz), true
+}
+
 // Pipeline is a top-level pipeline built from a launch description.
 type Pipeline struct {
 	Element

@@ -277,3 +277,15 @@ int sk_counter_probe(GstElement *e, const char *padname, gint *c) {
 gint sk_counter_get(gint *c) { return g_atomic_int_get(c); }
 
 void sk_scan_path(const char *path) { gst_registry_scan_path(gst_registry_get(), path); }
+
+int sk_i420_layout(int w, int h, gsize offsets[3], gint strides[3], gsize *size) {
+  GstVideoInfo info;
+  gst_video_info_init(&info);
+  if (!gst_video_info_set_format(&info, GST_VIDEO_FORMAT_I420, w, h)) return 0;
+  for (int i = 0; i < 3; i++) {
+    offsets[i] = GST_VIDEO_INFO_PLANE_OFFSET(&info, i);
+    strides[i] = GST_VIDEO_INFO_PLANE_STRIDE(&info, i);
+  }
+  *size = GST_VIDEO_INFO_SIZE(&info);
+  return 1;
+}

@@ -80,4 +80,8 @@ int  sk_counter_probe(GstElement *e, const char *pad, gint *c);
 gint sk_counter_get(gint *c);
 void sk_scan_path(const char *path);
 
+// GStreamer's default I420 layout of w x h (gst_video_info_set_format):
+// the one elements assume for a buffer without GstVideoMeta. 0 if refused.
+int  sk_i420_layout(int w, int h, gsize offsets[3], gint strides[3], gsize *size);
+
 #endif

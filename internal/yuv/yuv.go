@@ -81,8 +81,56 @@ type Planes struct {
 	Width, Height             int
 }
 
-// Layout splits a tightly packed I420 buffer of w x h into planes.
+// Layout splits a buffer of Size(w, h) bytes into the planes of a w x h
+// I420 picture laid out the way GStreamer lays out I420 by default
+// (gst_video_info_set_format, video-info.c fill_planes): every row padded
+// to a multiple of 4 bytes, the chroma planes after GST_ROUND_UP_2(h) luma
+// rows. It is the layout videoconvert and the encoders assume for a buffer
+// that carries no GstVideoMeta, as the buffers SkyLine pushes to appsrc:
+// a tightly packed buffer is too short for them (or, were it long enough,
+// read sheared) unless w is a multiple of 8.
 func Layout(buf []byte, w, h int) Planes {
+	off, stride, size := layout(w, h)
+	return Planes{
+		Y: buf[off[0]:off[1]], U: buf[off[1]:off[2]], V: buf[off[2]:size],
+		StrideY: stride[0], StrideU: stride[1], StrideV: stride[2], Width: w, Height: h,
+	}
+}
+
+// Size is the byte size of a w x h I420 picture in GStreamer's layout (see
+// Layout).
+func Size(w, h int) int {
+	_, _, size := layout(w, h)
+	return size
+}
+
+// layout is fill_planes' I420 case of gst-plugins-base 1.22
+// (gst-libs/gst/video/video-info.c), progressive:
+//
+//	stride[0] = GST_ROUND_UP_4 (width);
+//	stride[1] = GST_ROUND_UP_4 (GST_ROUND_UP_2 (width) / 2);
+//	stride[2] = stride[1];
+//	offset[1] = stride[0] * GST_ROUND_UP_2 (height);
+//	cr_h = GST_ROUND_UP_2 (height) / 2;
+//	offset[2] = offset[1] + stride[1] * cr_h;
+//	size = offset[2] + stride[2] * cr_h;
+//
+// TestLayoutIsGStreamers checks it against gst_video_info_set_format.
+func layout(w, h int) (off, stride [3]int, size int) {
+	up2 := func(n int) int { return (n + 1) &^ 1 }
+	up4 := func(n int) int { return (n + 3) &^ 3 }
+	stride[0] = up4(w)
+	stride[1] = up4(up2(w) / 2)
+	stride[2] = stride[1]
+	ch := up2(h) / 2
+	off[1] = stride[0] * up2(h)
+	off[2] = off[1] + stride[1]*ch
+	return off, stride, off[2] + stride[2]*ch
+}
+
+// PackedLayout splits a tightly packed I420 buffer of PackedSize(w, h)
+// bytes (no row padding, as ffmpeg's rawvideo yuv420p) into planes.
+func PackedLayout(buf []byte, w, h int) Planes {
 	cw, ch := (w+1)/2, (h+1)/2
 	ys, cs := w*h, cw*ch
 	return Planes{
@@ -91,8 +139,8 @@ func Layout(buf []byte, w, h int) Planes {
 	}
 }
 
-// Size is the byte size of a tightly packed I420 picture.
-func Size(w, h int) int { return w*h + 2*((w+1)/2)*((h+1)/2) }
+// PackedSize is the byte size of a tightly packed I420 picture.
+func PackedSize(w, h int) int { return w*h + 2*((w+1)/2)*((h+1)/2) }
 
 func p(b []byte) *C.uint8_t { return (*C.uint8_t)(unsafe.Pointer(&b[0])) }
 

@@ -117,7 +117,7 @@ func openSession(p Params, cfg Config, encoders []string, dests []Destination, s
 			s.openOutlets(dests, stats, emit)
 			return s, nil
 		}
-		if errors.Is(err, ErrInvalidConfig) && cfg.Encoder.Element != "" {
+		if (errors.Is(err, ErrInvalidConfig) || errors.Is(err, ErrInvalidParams)) && cfg.Encoder.Element != "" {
 			return nil, err
 		}
 		log.Warn("encoder cannot start", "encoder", enc, "error", err)
@@ -133,6 +133,9 @@ const openWait = time.Second
 
 // startEncoder builds and starts the encoder pipeline.
 func startEncoder(p Params, cfg Config, encoder string, log *slog.Logger, onFail func(*session, error)) (*session, error) {
+	if err := checkSize(encoder, p); err != nil {
+		return nil, err
+	}
 	s := &session{log: log, params: p, cfg: cfg, encoder: encoder, onFail: onFail,
 		eos: make(chan struct{}), failedCh: make(chan struct{})}
 	s.dur = time.Duration(float64(time.Second) / p.FPS)

@@ -389,9 +389,6 @@ func (s *SkyLine) candidates() []string {
 // open opens a session with complete parameters and, when first is set,
 // streams it as the session's first frame.
 func (s *SkyLine) open(p Params, first *Frame, at time.Time) error {
-	if err := checkSize(s.candidates()[0], p); err != nil {
-		return s.setError(err)
-	}
 	sess, err := openSession(p, s.cfg, s.candidates(), s.dests, s.dstats, s.log, s.events.emit, s.onSessionFail, s.out)
 	if err != nil {
 		s.log.Error("cannot open the pipeline", "error", err)

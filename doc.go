@@ -63,14 +63,35 @@
 // discarded until Config.WarmupFrames frames have been seen; fps is the
 // rounded mean rate of the Put calls, width and height those of the frame
 // that ends the warm-up (rounded down to even), and that frame is the first
-// one streamed. Start while warming up or streaming restarts; Start and Stop
-// may alternate any number of times. In StateError Put returns false and
-// logs a warning at most once a minute.
+// one streamed once the pipeline has opened in the background (WaitState
+// waits for StateStreaming). Start while warming up or streaming restarts;
+// Start and Stop may alternate any number of times. In StateError Put
+// returns false and logs a warning at most once a minute.
+//
+// # Lifecycle
+//
+// One goroutine per SkyLine owns the control plane: it opens sessions,
+// falls back to the next encoder, drains and closes. Start, Stop and Close
+// are requests to it with bounds: Stop and Close return within
+// Config.DrainTimeout + 1 s, Start within DrainTimeout + StartTimeout
+// (else ErrTimeout, and the work goes on). Put never waits for it: it
+// reads the live session atomically, converts the frame into a pooled
+// buffer and enqueues it; when it returns false the error says why
+// (ErrStopped, ErrWarmingUp, ErrOpening, ErrQueueFull, ErrStreamFailed all
+// wrap ErrNotAccepted). Each destination runs in its own goroutine behind a
+// bounded queue (the outlet) that owns its failures, for every kind:
+// errors and panics mark it down, are reported and retried with backoff,
+// and what it misses is counted in Stats' Lost; at Stop one that is stuck
+// past DrainTimeout is detached. No lock is held across GStreamer state
+// changes, destinations or callbacks: Config.OnEvent may call any method,
+// Close included.
 //
 // # Timestamps and flow
 //
-// Frames are timestamped with Frame.Time when set, else the time of Put, so
-// an irregular inference rate plays back in real time (TimestampsFixedRate
+// Frames are timestamped with Frame.Time when set (read on the clock of
+// time.Now; a capture time from another clock, more than 1 s ahead or 5 s
+// behind the Put, is re-anchored once to the Put time with a warning), else
+// the time of Put, so an irregular inference rate plays back in real time (TimestampsFixedRate
 // restores the original's n/fps). Put never waits for the encoder: frames
 // wait in a bounded queue (Config.QueueSize, default 8). When it is full the
 // default policy, DropNewest, refuses the new frame (Put returns false), so a
@@ -106,6 +127,7 @@
 //
 // Every error wraps one of the sentinels in errors.go (ErrInvalidFrame,
 // ErrInvalidParams, ErrInvalidConfig, ErrMissingElement, ErrPipeline,
-// ErrClosed): test them with errors.Is. A missing GStreamer element is a
+// ErrDestination, ErrTimeout, ErrClosed, and Put's reasons, which wrap
+// ErrNotAccepted): test them with errors.Is. A missing GStreamer element is a
 // *MissingElementsError that says which package provides it.
 package skyline

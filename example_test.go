@@ -101,6 +101,7 @@ func ExampleReceiver() {
 	if err != nil {
 		panic(err)
 	}
+	defer sl.Close()
 	_ = sl.Start(skyline.Params{FPS: 30, Width: 64, Height: 48})
 	frame := make([]byte, 64*48*3)
 	for i := 0; i < 3; i++ {
@@ -178,6 +179,7 @@ func ExampleSkyLine_Stats() {
 	if err != nil {
 		panic(err)
 	}
+	defer sl.Close()
 	_ = sl.Start(skyline.Params{FPS: 30, Width: 64, Height: 48})
 	frame := make([]byte, 64*48*3)
 	for i := 0; i < 3; i++ {

@@ -484,3 +484,60 @@ func TestCaptureTimeFromAnotherClock(t *testing.T) {
 		t.Error("no warning about the capture clock")
 	}
 }
+
+// TestSlowBranchBoundedMemory: a GStreamer branch three times slower than
+// the stream (identity sleeps 100 ms per access unit of a 30 fps stream)
+// loses access units, counted, while the memory stays bounded: nothing
+// queues without limit in Go or in C. 60 s of 1280x720 at 20 Mbit/s.
+func TestSlowBranchBoundedMemory(t *testing.T) {
+	const w, h, fps = 1280, 720, 30
+	const warm, total = 5 * time.Second, 60 * time.Second
+	slow, err := skyline.NewGstSink("identity sleep-time=100000 ! fakesink sync=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := newTestSkyLine(t, nil, skyline.Config{DrainTimeout: 10 * time.Second,
+		Encoder: skyline.Encoder{Bitrate: 20000, Preset: "ultrafast"}}, slow)
+	if err := sl.Start(skyline.Params{FPS: fps, Width: w, Height: h}); err != nil {
+		t.Fatal(err)
+	}
+	frames := make([][]byte, 8)
+	for i := range frames {
+		frames[i] = testpattern.NewBGR(w, h, i)
+	}
+	tick := time.NewTicker(time.Second / fps)
+	defer tick.Stop()
+	start := time.Now()
+	var before int64
+	for i := 0; time.Since(start) < total; i++ {
+		<-tick.C // real time: the branch is slow against the wall clock
+		if before == 0 && time.Since(start) >= warm {
+			runtime.GC()
+			before = rssBytes(t)
+		}
+		if ok, err := sl.Put(skyline.FrameBGR(frames[i%len(frames)], w, h, 0)); !ok && !errors.Is(err, skyline.ErrQueueFull) {
+			t.Fatalf("Put: %v, %v", ok, err)
+		}
+	}
+	runtime.GC()
+	after := rssBytes(t)
+	mid := sl.Stats()
+	if err := sl.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	st := sl.Stats()
+	d := st.Destinations[0]
+	growth := after - before
+	t.Logf("RSS %d MB -> %d MB (%+.1f MB); encoded %d, written %d, lost %d", before>>20, after>>20,
+		float64(growth)/(1<<20), st.Encoded, d.Written, d.Lost)
+	if !mid.Destinations[0].Up {
+		t.Error("a slow branch is not a failed one: it should stay up")
+	}
+	if d.Lost < st.Encoded/2 || d.Written+d.Lost != st.Encoded {
+		t.Errorf("written %d + lost %d of %d encoded: a branch at a third of the rate must lose about two thirds, all counted",
+			d.Written, d.Lost, st.Encoded)
+	}
+	if growth > 50<<20 {
+		t.Errorf("RSS grew by %d MB in %v, want < 50 MB", growth>>20, total-warm)
+	}
+}

@@ -97,8 +97,15 @@ func TestNativeOutage(t *testing.T) {
 		t.Fatalf("backoffs %v..%v, Err %v, stats %+v", errs[0].Backoff, errs[len(errs)-1].Backoff, dst.Err(), dst.Stats())
 	}
 	t.Logf("during the outage: %v", dst.Err())
+	if d := s.sl.Stats().Destinations[0]; d.Up {
+		t.Errorf("SkyLine shows the unreachable KVS endpoint up: %+v", d)
+	}
 	srv2 := startLocal(t, kvslocal.Config{DataDir: dir, Listen: addr})
 	s.put(n)
+	ev.wait(t, "a reconnection", time.Minute, func(e []kvs.Event) bool { return count(e, kvs.EventConnected) >= 2 })
+	if d := s.sl.Stats().Destinations[0]; !d.Up || d.Lost != 0 {
+		t.Errorf("after recovery the SkyLine shows %+v, want up with nothing lost", d)
+	}
 	if err := s.sl.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +140,9 @@ func TestNativeBoundTooSmall(t *testing.T) {
 	s.put(300)
 	ev.wait(t, "a failed reconnection", time.Minute, func(e []kvs.Event) bool { return len(errorsAfter(e, mark)) >= 1 })
 	ev.wait(t, "fragments dropped", time.Minute, func(e []kvs.Event) bool { return count(e, kvs.EventFragmentsDropped) >= 1 })
+	if d := s.sl.Stats().Destinations[0]; d.Up || d.Lost == 0 {
+		t.Errorf("SkyLine shows the unreachable KVS endpoint as %+v, want down with the given-up frames lost", d)
+	}
 	srv2 := startLocal(t, kvslocal.Config{DataDir: dir, Listen: addr})
 	s.put(n)
 	if err := s.sl.Stop(); err != nil {
@@ -176,6 +186,9 @@ func TestNativeBoundTooSmall(t *testing.T) {
 		t.Fatalf("stored %d + dropped %d vs %d sent: a loss was not counted", stored, st.FramesDropped, n)
 	}
 	t.Logf("stored %d frames, %d given up and reported", stored, st.FramesDropped)
+	if d := s.sl.Stats().Destinations[0]; d.Lost != st.FramesDropped {
+		t.Errorf("SkyLine counts %d lost, the KVS client gave up %d frames", d.Lost, st.FramesDropped)
+	}
 }
 
 // Bad signature, unknown access key and an unknown stream on a strict

@@ -25,6 +25,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -210,7 +211,7 @@ func runOurs(log *slog.Logger, fr [][]byte, w, h, n, queue int, extra map[string
 		f := skyline.FrameBGR(fr[i%len(fr)], w, h, 0)
 		for {
 			ok, err := sl.Put(f)
-			if err != nil {
+			if err != nil && !errors.Is(err, skyline.ErrNotAccepted) {
 				return r, err
 			}
 			if ok {

@@ -11,6 +11,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -177,7 +178,7 @@ loop:
 			break loop
 		case <-tick.C:
 		}
-		if _, err := sl.Put(skyline.FrameBGR(frames[i%len(frames)], w, h, 0)); err != nil {
+		if _, err := sl.Put(skyline.FrameBGR(frames[i%len(frames)], w, h, 0)); err != nil && !errors.Is(err, skyline.ErrNotAccepted) {
 			return result{}, err
 		}
 		if i%fps == 0 {

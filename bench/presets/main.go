@@ -46,6 +46,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"image"
@@ -262,7 +263,7 @@ func encode(log *slog.Logger, src [][]byte, w, h int, fps float64, queue int, pr
 		f := skyline.FrameBGR(buf, w, h, 0)
 		for {
 			ok, err := sl.Put(f)
-			if err != nil {
+			if err != nil && !errors.Is(err, skyline.ErrNotAccepted) {
 				return r, err
 			}
 			if ok {

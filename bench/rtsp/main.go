@@ -24,6 +24,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -315,7 +316,7 @@ func (f *feeder) run(stop chan struct{}) {
 		f.mu.Unlock()
 		fr := skyline.FrameBGR(buf, w, h, 0)
 		fr.Time = t
-		if _, err := f.sl.Put(fr); err != nil {
+		if _, err := f.sl.Put(fr); err != nil && !errors.Is(err, skyline.ErrNotAccepted) {
 			log.Fatal(err)
 		}
 		r := time.Now()

@@ -16,6 +16,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -240,7 +241,7 @@ func (f *feeder) run(stop chan struct{}) {
 		f.mu.Lock()
 		f.putAt[n] = t
 		f.mu.Unlock()
-		if _, err := f.sl.Put(skyline.FrameBGR(buf, w, h, 0)); err != nil {
+		if _, err := f.sl.Put(skyline.FrameBGR(buf, w, h, 0)); err != nil && !errors.Is(err, skyline.ErrNotAccepted) {
 			log.Fatal(err)
 		}
 	}

@@ -9,6 +9,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"image"
@@ -82,7 +83,7 @@ func main() {
 				img.Set(x, y, color.RGBA{uint8(x + i*4), uint8(y), uint8(i * 2), 255})
 			}
 		}
-		if _, err := sl.PutImage(img); err != nil {
+		if _, err := sl.PutImage(img); err != nil && !errors.Is(err, skyline.ErrNotAccepted) {
 			log.Fatal(err)
 		}
 	}

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"image"
@@ -63,7 +64,7 @@ func main() {
 
 		// One call per picture: it is copied into the pipeline, img may be
 		// redrawn at once. false means not taken (e.g. the encoder is late).
-		if _, err := sl.PutImage(img); err != nil {
+		if _, err := sl.PutImage(img); err != nil && !errors.Is(err, skyline.ErrNotAccepted) {
 			log.Fatal(err)
 		}
 		select {

@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -89,7 +90,7 @@ func main() {
 	defer tick.Stop()
 	for i := 0; ; i++ {
 		draw(frame, w, h, i)
-		if _, err := sl.Put(skyline.FrameBGR(frame, w, h, 0)); err != nil {
+		if _, err := sl.Put(skyline.FrameBGR(frame, w, h, 0)); err != nil && !errors.Is(err, skyline.ErrNotAccepted) {
 			log.Fatal(err)
 		}
 		select {

@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"image"
@@ -87,7 +88,7 @@ func main() {
 
 		// One call per Mat, no copy beyond the one into the encoder's
 		// buffer: img may be overwritten as soon as Put returns.
-		if _, err := skylinegocv.Put(sl, img); err != nil {
+		if _, err := skylinegocv.Put(sl, img); err != nil && !errors.Is(err, skyline.ErrNotAccepted) {
 			log.Fatal(err)
 		}
 		if capture == nil { // a camera paces itself; the drawn scene needs a clock

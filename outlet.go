@@ -129,10 +129,15 @@ func (o *outlet) lose(n int64) {
 // queue is closed.
 func (o *outlet) run() {
 	defer close(o.done)
-	if o.prev != nil { // the last session's outlet was detached: one at a time
+	if o.prev != nil { // the last session's outlet may be detached: one at a time
 		select {
 		case <-o.prev:
-		case <-o.closing:
+		default:
+			o.log.Warn("destination still busy in the previous session's call (detached); waiting for it")
+			select {
+			case <-o.prev:
+			case <-o.closing:
+			}
 		}
 	}
 	if !o.closed() {

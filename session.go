@@ -126,6 +126,10 @@ func openSession(p Params, cfg Config, encoders []string, dests []Destination, s
 	return nil, fmt.Errorf("%w: no encoder could start: %w", ErrPipeline, errors.Join(errs...))
 }
 
+// outletGrace is the least time destinations get to finish at the end of
+// a session.
+const outletGrace = 500 * time.Millisecond
+
 // openWait bounds how long a session start waits for its destinations'
 // first open attempt (they open in parallel, each in its own goroutine; a
 // slower one comes up later and says so with EventDestinationUp).
@@ -438,6 +442,12 @@ func (s *session) close(deadline time.Time) error {
 	timer.Stop()
 	s.stopping.Store(true)
 	s.wg.Wait() // the puller has handed out the last access unit (it polls every 100 ms)
+	// Destinations finish by the deadline, but always get a moment to
+	// finalise what they hold (a file's index) even when the encoder used
+	// the whole DrainTimeout: Stop stays within DrainTimeout + 1 s.
+	if least := time.Now().Add(outletGrace); deadline.Before(least) {
+		deadline = least
+	}
 	errs := make([]error, len(s.outlets))
 	var wg sync.WaitGroup
 	for i, o := range s.outlets {

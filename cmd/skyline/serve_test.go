@@ -426,3 +426,27 @@ func TestServeToLocalKVS(t *testing.T) {
 		t.Fatal("a secret reached the logs")
 	}
 }
+
+// TestServeStdinTinyOddSizes: pictures of 1x1 and 3x3 stream (at 2x2, the
+// smallest 4:2:0 size); they used to end in "stream is WARMUP".
+func TestServeStdinTinyOddSizes(t *testing.T) {
+	for _, sz := range []struct{ w, h int }{{1, 1}, {3, 3}} {
+		t.Run(fmt.Sprintf("%dx%d", sz.w, sz.h), func(t *testing.T) {
+			c := startCLI(t, "serve", "--input", "stdin", "--size", fmt.Sprintf("%dx%d", sz.w, sz.h), "--fps", "30",
+				"--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--no-udp", "--status", "never")
+			for i := 0; i < 10; i++ {
+				if _, err := c.stdin.Write(testpattern.NewBGR(sz.w, sz.h, i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_ = c.stdin.Close()
+			last := c.line(t, "stopped after")
+			if code := c.wait(t); code != 0 {
+				t.Fatalf("exit %d; stderr: %s", code, c.stderr.String())
+			}
+			if !strings.Contains(last, "stopped after 10 frames (10 encoded") {
+				t.Fatalf("last line %q; stderr: %s", last, c.stderr.String())
+			}
+		})
+	}
+}

@@ -20,51 +20,6 @@ import (
 	"github.com/skyline-go/skyline/internal/testpattern"
 )
 
-// evLog keeps events and lets a test wait for one.
-type evLog struct {
-	mu      sync.Mutex
-	evs     []skyline.Event
-	changed chan struct{}
-}
-
-func newEvLog() *evLog { return &evLog{changed: make(chan struct{})} }
-
-func (l *evLog) add(e skyline.Event) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.evs = append(l.evs, e)
-	close(l.changed)
-	l.changed = make(chan struct{})
-}
-
-func (l *evLog) all() []skyline.Event {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.evs)
-}
-
-// wait waits (at most timeout) for an event matching pred.
-func (l *evLog) wait(t *testing.T, what string, timeout time.Duration, pred func(skyline.Event) bool) skyline.Event {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		l.mu.Lock()
-		for _, e := range l.evs {
-			if pred(e) {
-				l.mu.Unlock()
-				return e
-			}
-		}
-		ch := l.changed
-		l.mu.Unlock()
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("no %s within %v; events: %v", what, timeout, l.all())
-		}
-	}
-}
-
 // TestWarmupEndDoesNotBlockPut: the Put that ends the warm-up hands the
 // opening of the pipeline (encoder and two GStreamer destinations) to the
 // owner goroutine; no Put around it waits for that.
@@ -150,7 +105,7 @@ func TestStopBoundedWithStuckReceiver(t *testing.T) {
 	const w, h = 160, 120
 	const drain = 500 * time.Millisecond
 	stuck, other := newStuckReceiver(), &collector{name: "other"}
-	evs := newEvLog()
+	evs := newEventLog()
 	sl := newTestSkyLine(t, newClock(30), skyline.Config{DrainTimeout: drain, QueueSize: 64, OnEvent: evs.add}, stuck, other)
 	t.Cleanup(stuck.unblock) // before Close (cleanups run last first)
 	if err := sl.Start(skyline.Params{FPS: 30, Width: w, Height: h}); err != nil {
@@ -296,7 +251,7 @@ func (p *panicker) Close()                                    {}
 func TestPanickingReceiverIsIsolated(t *testing.T) {
 	const w, h = 64, 48
 	p, other := &panicker{}, &collector{name: "other"}
-	evs := newEvLog()
+	evs := newEventLog()
 	sl := newTestSkyLine(t, newClock(30), skyline.Config{QueueSize: 64, OnEvent: evs.add,
 		RetryMin: 50 * time.Millisecond, RetryMax: 100 * time.Millisecond}, p, other)
 	if err := sl.Start(skyline.Params{FPS: 30, Width: w, Height: h}); err != nil {
@@ -315,12 +270,18 @@ func TestPanickingReceiverIsIsolated(t *testing.T) {
 		t.Fatal("the other receiver stopped receiving")
 	}
 	// It is retried: opened again after its backoff (and panics again).
-	for i := 30; p.opens.Load() < 2 && i < 3000; i++ {
-		mustPut(t, sl, bgr(w, h, i), true)
-		evs.wait(t, "a retry", 20*time.Second, func(e skyline.Event) bool {
-			return e.Kind == skyline.EventDestinationRetrying && e.Destination == "panicker"
-		})
+	tick := time.NewTicker(10 * time.Millisecond) // a frame stream: the retry comes with an access unit
+	defer tick.Stop()
+	deadline := time.After(20 * time.Second)
+	for i := 30; p.opens.Load() < 2; i++ {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("the panicking destination was never reopened")
+		}
+		putAll(t, sl, bgr(w, h, i))
 	}
+	evs.wait(t, "a retry", 20*time.Second, kindIs(skyline.EventDestinationRetrying, "panicker"))
 	if err := sl.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +301,7 @@ func TestPanickingReceiverIsIsolated(t *testing.T) {
 func TestEncoderFallbackOnFirstFrame(t *testing.T) {
 	const w, h = 64, 48
 	rec := &collector{name: "rec"}
-	evs := newEvLog()
+	evs := newEventLog()
 	logs := &logRecorder{}
 	sl := newTestSkyLine(t, newClock(30), skyline.Config{QueueSize: 64, OnEvent: evs.add, Logger: slog.New(logs),
 		Encoder: skyline.Encoder{Candidates: []string{"avenc_h264_omx", "x264enc"}}}, rec)

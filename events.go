@@ -135,18 +135,26 @@ func (e *eventQueue) run() {
 	}
 }
 
-// close delivers what is queued, then stops the goroutine and waits for
-// it, except when called from the callback itself (it then ends once the
-// callback returns).
-func (e *eventQueue) close() {
+// close delivers what is queued, then stops the goroutine. It waits for
+// that at most timeout, except when called from the callback itself
+// (which ends once the callback returns). It reports whether the goroutine
+// has ended.
+func (e *eventQueue) close(timeout time.Duration) bool {
 	e.mu.Lock()
 	e.closed = true
 	e.cond.Signal()
 	e.mu.Unlock()
 	if e.fn != nil && e.goid.Load() == goroutineID() {
-		return
+		return true
 	}
-	<-e.stopped
+	timer := time.NewTimer(max(timeout, 0))
+	defer timer.Stop()
+	select {
+	case <-e.stopped:
+		return true
+	case <-timer.C:
+		return false
+	}
 }
 
 // goroutineID is the current goroutine's id, read from its stack header

@@ -256,17 +256,20 @@ func (s *SkyLine) Stop() error {
 	return s.request(request{kind: reqStop}, s.cfg.DrainTimeout+time.Second)
 }
 
-// Close stops and releases the SkyLine, within DrainTimeout + 1 s (as
-// Stop), then delivers the events already queued and waits for the OnEvent
-// callback to return (unless Close is called from that callback). It is
-// safe to call more than once; every other method then returns ErrClosed.
+// Close stops and releases the SkyLine, then delivers the events already
+// queued and waits for the OnEvent callback to return (unless Close is
+// called from that callback), all within DrainTimeout + 1 s; what is left
+// then ends in the background. It is safe to call more than once; every
+// other method then returns ErrClosed.
 func (s *SkyLine) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
 	close(s.quit)
 	var err error
-	timer := time.NewTimer(s.cfg.DrainTimeout + time.Second)
+	deadline := time.Now().Add(s.cfg.DrainTimeout + time.Second)
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
 	select {
 	case <-s.done:
 		if p := s.closeErr.Load(); p != nil {
@@ -275,8 +278,9 @@ func (s *SkyLine) Close() error {
 	case <-timer.C:
 		err = fmt.Errorf("%w: Close: the session did not end within DrainTimeout + 1 s; it ends in the background", ErrTimeout)
 	}
-	timer.Stop()
-	s.events.close()
+	if !s.events.close(time.Until(deadline)) {
+		s.log.Warn("OnEvent callback still running at Close; its remaining events are delivered in the background")
+	}
 	return err
 }
 

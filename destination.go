@@ -23,8 +23,11 @@ type Destination interface {
 // (or panics) the destination is marked down (Stats Up=false), reported
 // (EventDestinationDown, EventDestinationRetrying), Closed, and reopened
 // with exponential backoff (Config.RetryMin..RetryMax); it then resumes at
-// a keyframe (EventDestinationRecovered). Access units it misses meanwhile
-// are counted in its Lost.
+// a keyframe (EventDestinationRecovered); it backs off ever longer until it
+// has delivered for 5 s. Access units it misses meanwhile are counted in
+// its Lost. A Receiver must not call the SkyLine's Stop or Close from its
+// own methods: the session would wait for the call to return, and detach
+// the Receiver after DrainTimeout.
 type Receiver interface {
 	Destination
 	// Open is called when a streaming session starts, and again to reopen

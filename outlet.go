@@ -30,6 +30,11 @@ const (
 // nothing queues without limit in C.
 const branchQueue = 64
 
+// stableAfter is how long a reopened destination must deliver before its
+// backoff starts again from RetryMin: one that opens and then fails at
+// once backs off ever longer.
+const stableAfter = 5 * time.Second
+
 // destStats are one destination's counters across sessions (Stats). The
 // outlets of successive sessions update them.
 type destStats struct {
@@ -82,6 +87,7 @@ type outlet struct {
 	failures     int
 	restarts     int
 	retryAt      time.Time
+	upSince      time.Time // when it was last (re)opened
 	everUp       bool
 	wasDown      bool
 }
@@ -128,7 +134,14 @@ func (o *outlet) lose(n int64) {
 // run opens the destination and delivers queued access units until the
 // queue is closed.
 func (o *outlet) run() {
-	defer close(o.done)
+	defer func() {
+		// done means "the destination is free": never before the previous
+		// session's outlet has let go of it too.
+		if o.prev != nil {
+			<-o.prev
+		}
+		close(o.done)
+	}()
 	if o.prev != nil { // the last session's outlet may be detached: one at a time
 		select {
 		case <-o.prev:
@@ -212,6 +225,9 @@ func (o *outlet) deliver(au *AccessUnit) {
 	}
 	o.needKey = false
 	o.st.written.Add(1)
+	if o.failures > 0 && time.Since(o.upSince) >= stableAfter {
+		o.failures = 0 // it has worked for a while: the next failure backs off from RetryMin
+	}
 }
 
 // protect calls a Receiver method, turning a panic into an error.
@@ -226,7 +242,7 @@ func (o *outlet) protect(what string, fn func() error) (err error) {
 }
 
 // poll checks a running branch for errors and reopens a failed destination
-// when its backoff has elapsed.
+// when its backoff has elapsed (never once the session is ending).
 func (o *outlet) poll(now time.Time) {
 	if o.isOpen {
 		if o.branch != nil {
@@ -236,7 +252,7 @@ func (o *outlet) poll(now time.Time) {
 		}
 		return
 	}
-	if !o.retryAt.IsZero() && !now.Before(o.retryAt) {
+	if !o.retryAt.IsZero() && !now.Before(o.retryAt) && !o.closed() {
 		o.reopen(now)
 	}
 }
@@ -261,7 +277,14 @@ func (o *outlet) reopen(time.Time) {
 	o.isOpen = true
 	o.retryAt = time.Time{}
 	o.needKey = true
-	if o.everUp || o.offered.Load() { // the stream's first access unit is a keyframe anyway
+	o.upSince = time.Now()
+	if o.detached.Load() { // the session gave up on this call: finish closes it, silently
+		return
+	}
+	// A keyframe now, unless the stream's first access unit will be one, or
+	// the destination keeps failing (then it waits for the next natural
+	// keyframe rather than cost every viewer a keyframe per attempt).
+	if (o.everUp || o.offered.Load()) && o.failures <= 1 {
 		o.info.RequestKeyframe()
 	}
 	o.st.up.Store(true)
@@ -273,7 +296,6 @@ func (o *outlet) reopen(time.Time) {
 		o.emit(Event{Kind: EventDestinationRecovered, Destination: o.name})
 	}
 	o.wasDown = false
-	o.failures = 0
 }
 
 // fail closes the destination, reports it and schedules a retry.
@@ -334,9 +356,7 @@ func (o *outlet) finish() {
 		}
 	}
 	o.isOpen = false
-	if !o.detached.Load() {
-		o.st.up.Store(false)
-	}
+	o.st.up.Store(false) // the next session's outlet opens only after this one is done
 	o.reportLossNow()
 }
 

@@ -48,7 +48,8 @@ type session struct {
 	shut     bool
 	buf      gst.Buffer
 	scratch  []byte
-	frames   int64
+	frames   int64 // pushed
+	leaked   int64 // of those, discarded by the appsrc (DropOldest)
 	lastPTS  time.Duration
 	dur      time.Duration
 	reanchor time.Duration // added to capture times from another clock
@@ -339,7 +340,6 @@ func (s *session) push(f *Frame, now time.Time, dropped *atomic.Uint64) (bool, e
 		return false, ErrOpening
 	}
 	if s.failed.Load() != nil {
-		dropped.Add(1)
 		return false, ErrStreamFailed
 	}
 	if s.src.Level() >= s.cfg.QueueSize {
@@ -347,6 +347,7 @@ func (s *session) push(f *Frame, now time.Time, dropped *atomic.Uint64) (bool, e
 		if s.cfg.Drop == DropNewest {
 			return false, ErrQueueFull
 		}
+		s.leaked++ // the appsrc discards its oldest frame
 	}
 	if err := s.pool.Acquire(&s.buf); err != nil {
 		return false, fmt.Errorf("%w: %v", ErrPipeline, err)
@@ -433,14 +434,18 @@ func (s *session) close(deadline time.Time) error {
 	s.shut = true
 	s.putMu.Unlock()
 	s.src.EndOfStream()
+	var drainErr error
 	timer := time.NewTimer(time.Until(deadline))
 	select {
 	case <-s.eos:
 	case <-timer.C:
-		s.log.Warn("encoder did not drain in time; some frames may be lost", "timeout", s.cfg.DrainTimeout)
+		s.log.Warn("encoder did not drain in time; frames still in it are lost", "timeout", s.cfg.DrainTimeout)
+		drainErr = fmt.Errorf("%w: the encoder did not drain within DrainTimeout (%v); frames still in it are lost (Stats.Dropped)",
+			ErrTimeout, s.cfg.DrainTimeout)
 	}
 	timer.Stop()
 	s.stopping.Store(true)
+	s.pipe.Wake()
 	s.wg.Wait() // the puller has handed out the last access unit (it polls every 100 ms)
 	// Destinations finish by the deadline, but always get a moment to
 	// finalise what they hold (a file's index) even when the encoder used
@@ -459,6 +464,7 @@ func (s *session) close(deadline time.Time) error {
 	}
 	wg.Wait()
 	s.release()
+	errs = append(errs, drainErr)
 	if e := s.failed.Load(); e != nil {
 		errs = append(errs, fmt.Errorf("%w: %v", ErrPipeline, *e))
 	}

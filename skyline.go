@@ -76,6 +76,11 @@ type SkyLine struct {
 	bad  map[string]error // encoders that failed on their first frames
 }
 
+// maxPendingRequests bounds the Start and Stop requests waiting for the
+// owner; a request once queued is always carried out, even when its caller
+// stopped waiting.
+const maxPendingRequests = 64
+
 type reqKind int
 
 const (
@@ -157,7 +162,7 @@ func New(cfg Config, dests ...Destination) (*SkyLine, error) {
 	}
 	s := &SkyLine{cfg: cfg, log: log, dests: dests, clock: cfg.Clock, encoders: encoders,
 		events: newEventQueue(cfg.OnEvent), out: newEncodeStats(), bad: map[string]error{},
-		reqs: make(chan request), warmCh: make(chan warmResult, 1), failCh: make(chan sessionFailure, 8),
+		reqs: make(chan request, maxPendingRequests), warmCh: make(chan warmResult, 1), failCh: make(chan sessionFailure, 8),
 		quit: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{})}
 	for _, d := range dests {
 		st := &destStats{}
@@ -262,7 +267,13 @@ func (s *SkyLine) Stop() error {
 // then ends in the background. It is safe to call more than once; every
 // other method then returns ErrClosed.
 func (s *SkyLine) Close() error {
-	if !s.closed.CompareAndSwap(false, true) {
+	if !s.closed.CompareAndSwap(false, true) { // another Close runs: wait for it, as long
+		timer := time.NewTimer(s.cfg.DrainTimeout + time.Second)
+		defer timer.Stop()
+		select {
+		case <-s.done:
+		case <-timer.C:
+		}
 		return nil
 	}
 	close(s.quit)
@@ -284,35 +295,47 @@ func (s *SkyLine) Close() error {
 	return err
 }
 
-// request hands a request to the owner and waits for its answer, at most
-// bound in all.
+// request queues a request for the owner and waits for its answer, at
+// most bound. A queued request is carried out even when the wait times out.
 func (s *SkyLine) request(r request, bound time.Duration) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
 	r.reply = make(chan error, 1)
+	select {
+	case s.reqs <- r:
+	default:
+		return fmt.Errorf("%w: %d Start/Stop requests are already waiting; this one was not queued", ErrTimeout, maxPendingRequests)
+	}
 	timer := time.NewTimer(bound)
 	defer timer.Stop()
 	select {
-	case s.reqs <- r:
-	case <-s.done:
-		return ErrClosed
-	case <-timer.C:
-		return fmt.Errorf("%w: the SkyLine is busy with an earlier Start or Stop (waited %v)", ErrTimeout, bound)
-	}
-	select {
 	case err := <-r.reply:
 		return err
+	case <-s.done: // closed meanwhile: answered, or never to be
+		select {
+		case err := <-r.reply:
+			return err
+		default:
+			return ErrClosed
+		}
 	case <-timer.C:
 		return fmt.Errorf("%w: not done within %v; it goes on in the background", ErrTimeout, bound)
 	}
 }
 
 // run is the owner goroutine: every session is opened, failed over,
-// drained and closed here, one request at a time.
+// drained and closed here, one request at a time. Close wins over any
+// request still waiting.
 func (s *SkyLine) run() {
 	defer close(s.done)
 	for {
+		select {
+		case <-s.quit:
+			s.shutdown()
+			return
+		default:
+		}
 		select {
 		case r := <-s.reqs:
 			switch r.kind {
@@ -326,21 +349,40 @@ func (s *SkyLine) run() {
 		case f := <-s.failCh:
 			s.doFail(f)
 		case <-s.quit:
-			if err := s.doStop(); err != nil {
-				s.closeErr.Store(&err)
-			}
+			s.shutdown()
+			return
+		}
+	}
+}
+
+// shutdown ends the session for Close and answers what is still waiting.
+func (s *SkyLine) shutdown() {
+	if err := s.doStop(); err != nil {
+		s.closeErr.Store(&err)
+	}
+	for {
+		select {
+		case r := <-s.reqs:
+			r.reply <- ErrClosed
+		case <-s.warmCh: // the kept frame that ended a warm-up
+			s.dropped.Add(1)
+		default:
 			return
 		}
 	}
 }
 
 func (s *SkyLine) doStart(p Params) error {
+	s.stateMu.Lock()
+	s.epoch++          // a warm-up result on its way is stale
+	s.warmSent = true // a warm-up in progress measures no more: ErrOpening
+	s.stateMu.Unlock()
 	if err := s.endSession(); err != nil {
 		s.log.Warn("previous session ended with an error", "error", err)
 	}
-	s.err.Store(nil)
 	want := p.resolve(s.last)
 	if !want.complete() {
+		s.err.Store(nil)
 		s.log.Info("starting warm-up", "fps", want.FPS, "width", want.Width, "height", want.Height,
 			"frames", s.cfg.WarmupFrames)
 		s.stateMu.Lock()
@@ -366,7 +408,8 @@ func (s *SkyLine) doWarmedUp(w warmResult) {
 	s.stateMu.Lock()
 	current := w.epoch == s.epoch && State(s.state.Load()) == StateWarmup
 	s.stateMu.Unlock()
-	if !current {
+	if !current { // a Start, Stop or Close came first
+		s.dropped.Add(1) // the kept frame, which Put counted accepted
 		return
 	}
 	s.log.Info("warm-up done", "fps", w.p.FPS, "width", w.p.Width, "height", w.p.Height)
@@ -399,6 +442,7 @@ func (s *SkyLine) open(p Params, first *Frame, at time.Time) error {
 		return s.setError(err)
 	}
 	s.sess, s.last = sess, p
+	s.err.Store(nil)
 	s.params.Store(&p)
 	s.statsMu.Lock()
 	s.statSess, s.encoder = sess, sess.encoder
@@ -447,8 +491,6 @@ func (s *SkyLine) doFail(f sessionFailure) {
 	s.live.Store(nil)
 	sess.abort(time.Now().Add(s.cfg.DrainTimeout))
 	s.retire(sess)
-	s.dropped.Add(uint64(max(sess.frames-int64(sess.encoded.Load()), 0)))
-	sess.encoded.Free()
 	if sess.aus.Load() == 0 && len(s.encoders) > 1 && s.bad[sess.encoder] == nil {
 		s.bad[sess.encoder] = f.err
 		if next := s.candidates(); len(next) > 0 && s.bad[next[0]] == nil {
@@ -475,17 +517,24 @@ func (s *SkyLine) endSession() error {
 	sess.draining.Store(true) // a failure while draining is returned, not a new ERROR
 	err := sess.close(time.Now().Add(s.cfg.DrainTimeout))
 	s.retire(sess)
-	sess.encoded.Free()
 	s.log.Info("stopped", "frames", sess.frames)
 	return err
 }
 
-// retire folds an ended session's counter into the SkyLine's.
+// retire folds an ended session's counter into the SkyLine's, counts
+// the frames it accepted that never came out of the encoder (a drain cut
+// short, a failure) as dropped, and frees the counter.
 func (s *SkyLine) retire(sess *session) {
+	encoded := int64(sess.encoded.Load())
 	s.statsMu.Lock()
-	s.encoded += uint64(sess.encoded.Load())
+	s.encoded += uint64(encoded)
 	s.statSess = nil
 	s.statsMu.Unlock()
+	if n := sess.frames - sess.leaked - encoded; n > 0 {
+		s.dropped.Add(uint64(n))
+		s.log.Warn("frames accepted but not encoded", "frames", n)
+	}
+	sess.encoded.Free()
 	s.sess = nil
 }
 
@@ -627,8 +676,10 @@ func (s *SkyLine) RequestKeyframe() {
 type Stats struct {
 	// Accepted: frames Put returned true for.
 	Accepted uint64
-	// Dropped: frames refused (ErrQueueFull, ErrOpening) or discarded
-	// (DropOldest; frames in an encoder that failed on its first frames).
+	// Dropped: frames refused (ErrQueueFull, ErrOpening), and frames
+	// accepted but then discarded: by DropOldest, in an encoder that failed
+	// or did not drain within DrainTimeout, or the frame that ended a
+	// warm-up when a Start or Stop came first.
 	Dropped uint64
 	// Encoded: access units out of the encoder.
 	Encoded uint64
@@ -679,7 +730,7 @@ func (s *SkyLine) Stats() Stats {
 		ds := s.dstats[i]
 		st.Destinations[i] = DestinationStats{Name: d.Name(), Written: ds.written.Load(), Lost: ds.lost.Load(), Up: ds.up.Load()}
 		if ds.reporter != nil {
-			rs := ds.reporter.DeliveryStatus()
+			rs := deliveryStatus(ds.reporter)
 			st.Destinations[i].Up = st.Destinations[i].Up && rs.Connected
 			st.Destinations[i].Lost += rs.Lost
 		}
@@ -692,4 +743,14 @@ func (s *SkyLine) Stats() Stats {
 		st.Written = 0
 	}
 	return st
+}
+
+// deliveryStatus asks a DeliveryReporter, treating a panic as "down".
+func deliveryStatus(r DeliveryReporter) (st DeliveryStatus) {
+	defer func() {
+		if recover() != nil {
+			st = DeliveryStatus{}
+		}
+	}()
+	return r.DeliveryStatus()
 }

@@ -374,7 +374,7 @@ func (s *SkyLine) shutdown() {
 
 func (s *SkyLine) doStart(p Params) error {
 	s.stateMu.Lock()
-	s.epoch++          // a warm-up result on its way is stale
+	s.epoch++         // a warm-up result on its way is stale
 	s.warmSent = true // a warm-up in progress measures no more: ErrOpening
 	s.stateMu.Unlock()
 	if err := s.endSession(); err != nil {

@@ -274,16 +274,7 @@ func TestControlDetachedOpenNeverShowsUp(t *testing.T) {
 // session's WriteAccessUnit was still running.
 func TestControlReceiverNeverCalledTwiceAtOnce(t *testing.T) {
 	r := newCtlReceiver("stuck-once")
-	r.holdWrite = 1
-	sl := newTestSkyLine(t, newClock(30), skyline.Config{DrainTimeout: 100 * time.Millisecond, QueueSize: 64}, r)
-	t.Cleanup(r.unblock)
-	if err := sl.Start(ctlParams); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 5; i++ {
-		mustPut(t, sl, bgr(ctlW, ctlH, i), true)
-	}
-	await(t, r.reached("WriteAccessUnit", 1), "the first access unit delivered")
+	sl := startStuck(t, 100*time.Millisecond, r)
 	for session := 1; session <= 2; session++ {
 		if err := sl.Stop(); err != nil { // the stuck outlet is detached
 			t.Logf("Stop of session %d: %v", session, err)
@@ -383,17 +374,8 @@ func TestControlFailingReceiverBacksOffWithoutKeyframes(t *testing.T) {
 // streaming.
 func TestControlTimedOutStopStillStops(t *testing.T) {
 	stuck, other := newCtlReceiver("stuck"), newCtlReceiver("other")
-	stuck.holdWrite = 1
 	const drain = 10 * time.Millisecond // Stop's bound: DrainTimeout + 1 s
-	sl := newTestSkyLine(t, newClock(30), skyline.Config{DrainTimeout: drain, QueueSize: 64}, stuck, other)
-	t.Cleanup(stuck.unblock)
-	if err := sl.Start(ctlParams); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 5; i++ {
-		mustPut(t, sl, bgr(ctlW, ctlH, i), true)
-	}
-	await(t, stuck.reached("WriteAccessUnit", 1), "the stuck destination's first access unit")
+	sl := startStuck(t, drain, stuck, other)
 	// A second Start keeps the owner busy for about 1.5 s: ending the
 	// session waits 500 ms for the stuck destination, opening the next one
 	// 1 s for its first open attempt (it waits for the stuck call).
@@ -568,16 +550,7 @@ func TestControlDeliveryStatusPanicContained(t *testing.T) {
 // while the first was still stopping.
 func TestControlSecondCloseWaits(t *testing.T) {
 	stuck, other := newCtlReceiver("stuck"), newCtlReceiver("other")
-	stuck.holdWrite = 1 // the first Close waits 500 ms for it
-	sl := newTestSkyLine(t, newClock(30), skyline.Config{DrainTimeout: 100 * time.Millisecond, QueueSize: 64}, stuck, other)
-	t.Cleanup(stuck.unblock)
-	if err := sl.Start(ctlParams); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 5; i++ {
-		mustPut(t, sl, bgr(ctlW, ctlH, i), true)
-	}
-	await(t, stuck.reached("WriteAccessUnit", 1), "the stuck destination's first access unit")
+	sl := startStuck(t, 100*time.Millisecond, stuck, other) // the first Close waits 500 ms for it
 	firstDone := make(chan error, 1)
 	go func() { firstDone <- sl.Close() }()
 	await(t, other.reached("Close", 1), "the first Close ending the session")
@@ -719,4 +692,23 @@ func TestControlHammer(t *testing.T) {
 		t.Errorf("Put returned undocumented reasons: %v", c.undocumented)
 	}
 	checkAccounted(t, sl, &c)
+}
+
+// startStuck starts a SkyLine streaming to stuck (which blocks in its first
+// WriteAccessUnit until the test ends) and others, and returns once stuck
+// is blocked.
+func startStuck(t *testing.T, drain time.Duration, stuck *ctlReceiver, others ...skyline.Destination) *skyline.SkyLine {
+	t.Helper()
+	stuck.holdWrite = 1
+	sl := newTestSkyLine(t, newClock(30), skyline.Config{DrainTimeout: drain, QueueSize: 64},
+		append([]skyline.Destination{stuck}, others...)...)
+	t.Cleanup(stuck.unblock) // before Close (cleanups run last first)
+	if err := sl.Start(ctlParams); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		mustPut(t, sl, bgr(ctlW, ctlH, i), true)
+	}
+	await(t, stuck.reached("WriteAccessUnit", 1), "the stuck destination's first access unit")
+	return sl
 }

@@ -465,11 +465,14 @@ func (b *Buffer) Unref() {
 	}
 }
 
-// AppSink is the pipeline's appsink element.
-type AppSink struct{ Element }
+// AppSink is the pipeline's appsink element. One goroutine pulls from it.
+type AppSink struct {
+	Element
+	au C.sk_au // reused by every pull: handing a local to C would allocate it
+}
 
 // AsAppSink views an element as an appsink.
-func AsAppSink(e *Element) *AppSink { return &AppSink{*e} }
+func AsAppSink(e *Element) *AppSink { return &AppSink{Element: *e} }
 
 // Sample is one buffer pulled from an appsink, copied into Go memory.
 type Sample struct {
@@ -492,23 +495,23 @@ func clockTime(t C.guint64) time.Duration {
 // copying it, returning its size and PTS. got is false on timeout; eos
 // is true at end of stream.
 func (s *AppSink) Discard(timeout time.Duration) (size int, pts time.Duration, got, eos bool) {
-	var au C.sk_au
-	switch C.sk_appsink_pull(s.p, C.gint64(timeout), &au) {
+	au := &s.au
+	switch C.sk_appsink_pull(s.p, C.gint64(timeout), au) {
 	case 0:
 		return 0, 0, false, false
 	case -1:
 		return 0, 0, false, true
 	}
 	size, pts = int(au._map.size), clockTime(au.pts)
-	C.sk_au_release(&au)
+	C.sk_au_release(au)
 	return size, pts, true, false
 }
 
 // Pull waits up to timeout for the next buffer. It returns (nil, false) on
 // timeout and (nil, true) at end of stream or when the sink stopped.
 func (s *AppSink) Pull(timeout time.Duration) (smp *Sample, eos bool) {
-	var au C.sk_au
-	switch C.sk_appsink_pull(s.p, C.gint64(timeout), &au) {
+	au := &s.au
+	switch C.sk_appsink_pull(s.p, C.gint64(timeout), au) {
 	case 0:
 		return nil, false
 	case -1:
@@ -519,6 +522,6 @@ func (s *AppSink) Pull(timeout time.Duration) (smp *Sample, eos bool) {
 		PTS:  clockTime(au.pts), DTS: clockTime(au.dts), Dur: clockTime(au.duration),
 		Keyframe: au.keyframe != 0, Width: int(au.width), Height: int(au.height),
 	}
-	C.sk_au_release(&au)
+	C.sk_au_release(au)
 	return smp, false
 }

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite: vet, staticcheck, then every test with the race
+# The whole test suite: gofmt, vet, staticcheck, then every test with the race
 # detector, for the core module and for the gocv adapter module (gocv/, a
 # module of its own so that the core never needs OpenCV). Called by
 # `make test` (after scripts/deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi
 go vet ./...
 go run honnef.co/go/tools/cmd/staticcheck@v0.7.0 ./...
 go test -race -count=1 -timeout 20m ./... 2>&1 | tee /tmp/skyline-test.log

@@ -13,7 +13,7 @@ import (
 )
 
 func TestBadFrames(t *testing.T) {
-	sl := newTestSkyLine(t, newClock(30), skyline.Config{})
+	sl := newTestSkyLine(t, newClock(30), skyline.Config{QueueSize: 64})
 	if err := sl.Start(skyline.Params{FPS: 30, Width: 64, Height: 48}); err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestBadImages(t *testing.T) {
 		})
 	}
 	// PutImage converts what FrameFromImage cannot take directly.
-	sl := newTestSkyLine(t, newClock(30), skyline.Config{})
+	sl := newTestSkyLine(t, newClock(30), skyline.Config{QueueSize: 64}) // every good image is accepted, however busy the machine
 	if err := sl.Start(skyline.Params{FPS: 30, Width: 8, Height: 8}); err != nil {
 		t.Fatal(err)
 	}

@@ -35,41 +35,52 @@ func TestWarmupEndDoesNotBlockPut(t *testing.T) {
 	}
 	const w, h, warm = 320, 240, 20
 	sl := newTestSkyLine(t, newClock(30), skyline.Config{WarmupFrames: warm}, dests...)
-	if err := sl.Start(skyline.Params{}); err != nil {
-		t.Fatal(err)
-	}
 	frames := make([][]byte, 4)
 	for i := range frames {
 		frames[i] = testpattern.NewBGR(w, h, i)
 	}
-	var durs []time.Duration
-	for i := 0; i < warm+10; i++ {
-		f := skyline.FrameBGR(frames[i%len(frames)], w, h, 0)
-		t0 := time.Now()
-		ok, err := sl.Put(f)
-		durs = append(durs, time.Since(t0))
-		if err != nil && !errors.Is(err, skyline.ErrNotAccepted) {
-			t.Fatalf("Put %d: %v", i, err)
+	// A Put that waits for the pipeline blocks for hundreds of ms every
+	// time; a busy shared machine may deschedule any Put now and then. So
+	// up to three warm-ups are measured, and one clean one is the proof.
+	var problems []string
+	for attempt := 1; attempt <= 3; attempt++ {
+		if err := sl.Start(skyline.Params{}); err != nil {
+			t.Fatal(err)
 		}
-		if i == warm-1 && !ok {
-			t.Fatalf("the Put that ends the warm-up returned %v, %v", ok, err)
+		var durs []time.Duration
+		for i := 0; i < warm+10; i++ {
+			f := skyline.FrameBGR(frames[i%len(frames)], w, h, 0)
+			t0 := time.Now()
+			ok, err := sl.Put(f)
+			durs = append(durs, time.Since(t0))
+			if err != nil && !errors.Is(err, skyline.ErrNotAccepted) {
+				t.Fatalf("Put %d: %v", i, err)
+			}
+			if i == warm-1 && !ok {
+				t.Fatalf("the Put that ends the warm-up returned %v, %v", ok, err)
+			}
+		}
+		if st := waitState(t, sl, skyline.StateStreaming, skyline.StateError); st != skyline.StateStreaming {
+			t.Fatalf("state %v: %v", st, sl.Err())
+		}
+		around := slices.Clone(durs[warm-5 : warm+5])
+		slices.Sort(around)
+		median := around[len(around)/2]
+		t.Logf("warm-up %d: Puts around its end %v (median %v)", attempt, durs[warm-5:warm+5], median)
+		problems = problems[:0]
+		for i, d := range durs[warm-5 : warm+5] {
+			if d > 5*time.Millisecond {
+				problems = append(problems, fmt.Sprintf("Put %d took %v, want < 5 ms", warm-5+i, d))
+			}
+		}
+		if median > 2*time.Millisecond {
+			problems = append(problems, fmt.Sprintf("median Put around the warm-up's end %v, want < 2 ms", median))
+		}
+		if len(problems) == 0 {
+			return
 		}
 	}
-	around := slices.Clone(durs[warm-5 : warm+5])
-	slices.Sort(around)
-	median := around[len(around)/2]
-	t.Logf("Puts around the warm-up's end: %v (median %v)", durs[warm-5:warm+5], median)
-	for i, d := range durs[warm-5 : warm+5] {
-		if d > 5*time.Millisecond {
-			t.Errorf("Put %d took %v, want < 5 ms", warm-5+i, d)
-		}
-	}
-	if median > 2*time.Millisecond {
-		t.Errorf("median Put around the warm-up's end %v, want < 2 ms", median)
-	}
-	if st := waitState(t, sl, skyline.StateStreaming, skyline.StateError); st != skyline.StateStreaming {
-		t.Fatalf("state %v: %v", st, sl.Err())
-	}
+	t.Errorf("three warm-ups, none without a slow Put; the last: %s", strings.Join(problems, "; "))
 }
 
 // stuckReceiver blocks in WriteAccessUnit until released.

@@ -468,7 +468,8 @@ func TestSlowBranchBoundedMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sl := newTestSkyLine(t, nil, skyline.Config{DrainTimeout: 10 * time.Second,
+	// Stop drains what waits (16 + 64 access units at 10 a second) to the end.
+	sl := newTestSkyLine(t, nil, skyline.Config{DrainTimeout: 15 * time.Second, DestinationQueue: 16,
 		Encoder: skyline.Encoder{Bitrate: 20000, Preset: "ultrafast"}}, slow)
 	if err := sl.Start(skyline.Params{FPS: fps, Width: w, Height: h}); err != nil {
 		t.Fatal(err)

@@ -24,10 +24,11 @@ const (
 
 // branchQueue bounds the access units waiting inside a GstDestination's
 // own pipeline (its appsrc), for a branch that is slower than the stream
-// (a stalled RTMP peer, a hung network file system). Beyond it access
-// units are dropped in Go, counted in Lost, and the branch resumes at a
-// keyframe; the appsrc is also set to drop (leaky) at this bound so that
-// nothing queues without limit in C.
+// (a stalled RTMP peer, a hung network file system). When it is full the
+// outlet waits, so its own queue (Config.DestinationQueue) takes the
+// burst; past that, access units are dropped, counted in Lost, and the
+// branch resumes at a keyframe. The appsrc is also set to drop (leaky) at
+// this bound so that nothing queues without limit in C.
 const branchQueue = 64
 
 // stableAfter is how long a reopened destination must deliver before its
@@ -208,15 +209,14 @@ func (o *outlet) deliver(au *AccessUnit) {
 	if o.recv != nil {
 		err = o.protect("WriteAccessUnit", func() error { return o.recv.WriteAccessUnit(au) })
 	} else {
-		if o.branch.src.Level() >= branchQueue { // the branch is behind: drop, resume at a keyframe
+		if err = o.waitRoom(); err == nil {
+			// A refused push fails it now; errors the branch posts later
+			// are found by the 100 ms poll in run.
+			err = o.branch.push(au)
+		} else if errors.Is(err, errGaveUp) {
 			o.lose(1)
-			o.needKey = true
-			o.info.RequestKeyframe()
 			return
 		}
-		// A refused push fails it now; errors the branch posts later are
-		// found by the 100 ms poll in run.
-		err = o.branch.push(au)
 	}
 	if err != nil {
 		o.lose(1)
@@ -228,6 +228,27 @@ func (o *outlet) deliver(au *AccessUnit) {
 	if o.failures > 0 && time.Since(o.upSince) >= stableAfter {
 		o.failures = 0 // it has worked for a while: the next failure backs off from RetryMin
 	}
+}
+
+// errGaveUp: the session ended while a branch had no room.
+var errGaveUp = errors.New("gave up waiting for the branch")
+
+// waitRoom waits while the branch's own queue is full: the backpressure
+// falls on this outlet's queue, which absorbs bursts and, when the branch
+// stays behind, overflows (counted lost) while memory stays bounded. It
+// returns a branch error, or errGaveUp once the session is past its
+// deadline or has detached the outlet.
+func (o *outlet) waitRoom() error {
+	for o.branch.src.Level() >= branchQueue {
+		if err := o.branch.check(); err != nil {
+			return err
+		}
+		if o.detached.Load() || (o.closed() && time.Now().After(o.deadline)) {
+			return errGaveUp
+		}
+		time.Sleep(2 * time.Millisecond) // the appsrc signals room only to GLib callbacks
+	}
+	return nil
 }
 
 // protect calls a Receiver method, turning a panic into an error.

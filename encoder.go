@@ -116,29 +116,19 @@ var encoderSizeLimits = map[string]sizeLimit{
 		why: "libopenh264: at least 16x16, at most 36864 16x16 macroblocks, e.g. 4096x2304"},
 }
 
-// encoderLimits is the range of picture sizes element can encode: the
-// range Params allows (2..MaxDimension), narrowed for the encoders listed in
-// encoderSizeLimits, with the source of each limit there. Some encoders
-// also limit the area (checkSize checks that too).
-func encoderLimits(element string) (minW, minH, maxW, maxH int) {
-	l, ok := encoderSizeLimits[element]
-	if !ok {
-		return 2, 2, MaxDimension, MaxDimension
-	}
-	return l.minW, l.minH, l.maxW, l.maxH
-}
-
 // checkSize reports, as an ErrInvalidParams error that names the limit,
 // a stream size element cannot encode (which would otherwise fail the
 // stream at its first frame). Dimensions not known yet (Auto, LastValue)
 // are not checked: call it again with the size the warm-up picks.
 func checkSize(element string, p Params) error {
-	minW, minH, maxW, maxH := encoderLimits(element)
-	l := encoderSizeLimits[element]
+	l, ok := encoderSizeLimits[element]
+	if !ok {
+		return nil
+	}
 	for _, d := range []struct {
 		name      string
 		v, lo, hi int
-	}{{"width", p.Width, minW, maxW}, {"height", p.Height, minH, maxH}} {
+	}{{"width", p.Width, l.minW, l.maxW}, {"height", p.Height, l.minH, l.maxH}} {
 		if d.v > 0 && (d.v < d.lo || d.v > d.hi) {
 			return paramErr("%s %d: %s encodes %d..%d (%s)", d.name, d.v, element, d.lo, d.hi, l.why)
 		}

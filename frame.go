@@ -2,7 +2,6 @@ package skyline
 
 import (
 	"image"
-	"math"
 	"reflect"
 	"time"
 
@@ -72,7 +71,7 @@ func (f PixelFormat) planar() bool { return f == FormatI420 || f == FormatYCbCr4
 
 // MaxStride is the largest row stride a Frame may have, in bytes: libyuv,
 // which converts the frames, takes strides as 32-bit C ints.
-const MaxStride = math.MaxInt32
+const MaxStride = yuv.MaxStride
 
 // Frame is one picture handed to Put. It only points at the caller's
 // memory: Put copies what it needs before returning, so the caller may reuse

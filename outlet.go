@@ -155,7 +155,7 @@ func (o *outlet) run() {
 		}
 	}
 	if !o.closed() {
-		o.reopen(time.Now())
+		o.reopen()
 	}
 	close(o.opened)
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -274,12 +274,12 @@ func (o *outlet) poll(now time.Time) {
 		return
 	}
 	if !o.retryAt.IsZero() && !now.Before(o.retryAt) && !o.closed() {
-		o.reopen(now)
+		o.reopen()
 	}
 }
 
 // reopen opens the destination (the first time, or after a failure).
-func (o *outlet) reopen(time.Time) {
+func (o *outlet) reopen() {
 	var err error
 	if o.recv != nil {
 		err = o.protect("Open", func() error { return o.recv.Open(o.info) })

@@ -39,7 +39,6 @@ type session struct {
 	outlets []*outlet
 	out     *encodeStats // the SkyLine's output counters (bytes, encode latency)
 	puts    *putRing     // Put times by frame, for the encode latency
-	aus     atomic.Int64 // access units pulled out of the encoder
 
 	// The frame path: Put holds putMu while it converts and pushes one
 	// frame (never longer: the push does not block). close sets shut under
@@ -278,7 +277,6 @@ func (s *session) pullAccessUnits() {
 				return
 			}
 			if got {
-				s.aus.Add(1)
 				s.out.bytes.Add(uint64(size))
 				if d, ok := s.puts.match(pts); ok {
 					s.out.observe(d)
@@ -297,7 +295,6 @@ func (s *session) pullAccessUnits() {
 			}
 			continue
 		}
-		s.aus.Add(1)
 		au := &AccessUnit{PTS: smp.PTS, DTS: smp.DTS, Keyframe: smp.Keyframe, Data: smp.Data}
 		s.out.bytes.Add(uint64(len(au.Data)))
 		if d, ok := s.puts.match(au.PTS); ok {
@@ -453,16 +450,7 @@ func (s *session) close(deadline time.Time) error {
 	if least := time.Now().Add(outletGrace); deadline.Before(least) {
 		deadline = least
 	}
-	errs := make([]error, len(s.outlets))
-	var wg sync.WaitGroup
-	for i, o := range s.outlets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = o.close(deadline)
-		}()
-	}
-	wg.Wait()
+	errs := s.closeOutlets(deadline)
 	s.release()
 	errs = append(errs, drainErr)
 	if e := s.failed.Load(); e != nil {
@@ -480,16 +468,24 @@ func (s *session) abort(deadline time.Time) {
 	s.stopping.Store(true)
 	s.pipe.Wake()
 	s.wg.Wait()
+	_ = s.closeOutlets(deadline)
+	s.release()
+}
+
+// closeOutlets closes every outlet in parallel by deadline and returns
+// their errors.
+func (s *session) closeOutlets(deadline time.Time) []error {
+	errs := make([]error, len(s.outlets))
 	var wg sync.WaitGroup
-	for _, o := range s.outlets {
+	for i, o := range s.outlets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = o.close(deadline)
+			errs[i] = o.close(deadline)
 		}()
 	}
 	wg.Wait()
-	s.release()
+	return errs
 }
 
 // release stops the goroutines and frees the encoder pipeline. Idempotent.

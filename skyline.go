@@ -387,7 +387,6 @@ func (s *SkyLine) doStart(p Params) error {
 			"frames", s.cfg.WarmupFrames)
 		s.stateMu.Lock()
 		s.want, s.warm, s.warmSent = want, warmup{}, false
-		s.epoch++
 		s.setState(StateStartWarmup)
 		s.stateMu.Unlock()
 		return nil
@@ -491,7 +490,7 @@ func (s *SkyLine) doFail(f sessionFailure) {
 	s.live.Store(nil)
 	sess.abort(time.Now().Add(s.cfg.DrainTimeout))
 	s.retire(sess)
-	if sess.aus.Load() == 0 && len(s.encoders) > 1 && s.bad[sess.encoder] == nil {
+	if sess.encoded.Load() == 0 && len(s.encoders) > 1 && s.bad[sess.encoder] == nil {
 		s.bad[sess.encoder] = f.err
 		if next := s.candidates(); len(next) > 0 && s.bad[next[0]] == nil {
 			s.log.Warn("encoder failed on its first frames; trying the next one", "encoder", sess.encoder,

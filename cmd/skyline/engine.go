@@ -49,6 +49,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -256,12 +257,31 @@ func (e *engine) configure(m engineMsg) error {
 	e.srvCfg = rtsp.ServerConfig{Address: ":" + strconv.Itoa(m.Port), Logger: e.log}
 	if m.UDP != nil && !*m.UDP {
 		e.srvCfg.DisableUDP, e.srvCfg.DisableMulticast = true, true
+	} else if err := udpFree(rtsp.DefaultUDPPort, rtsp.DefaultMulticastPort); err != nil {
+		// The server is built before it listens (streams are added first):
+		// decide now, as skyline serve does when its UDP ports are taken.
+		e.log.Warn("RTSP over UDP is off (its default ports are in use): serving TCP only", "error", err)
+		e.srvCfg.DisableUDP, e.srvCfg.DisableMulticast = true, true
 	}
 	srv, err := rtsp.NewServer(e.srvCfg)
 	if err != nil {
 		return err
 	}
 	e.srv = srv
+	return nil
+}
+
+// udpFree checks that the UDP ports the RTSP server would bind are free.
+func udpFree(ports ...int) error {
+	for _, p := range ports {
+		for _, q := range []int{p, p + 1} {
+			c, err := net.ListenPacket("udp", ":"+strconv.Itoa(q))
+			if err != nil {
+				return err
+			}
+			_ = c.Close()
+		}
+	}
 	return nil
 }
 

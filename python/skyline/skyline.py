@@ -190,6 +190,7 @@ class SkyLine(ABC):
         self._slots = ring_slots
         self._last_fps = self._last_width = self._last_height = None
         self._lock = threading.Lock()  # put vs start/stop/death
+        self._changed = threading.Condition()
         self._session = 0
         self._ring = None
         self._opening = False
@@ -244,11 +245,26 @@ class SkyLine(ABC):
         if error is not None:
             self.error = error
         if state is not self._state:
-            self._state = state
+            with self._changed:
+                self._state = state
+                self._changed.notify_all()
             if state is SkyLine.State.ERROR:
                 self.logger.warning("state = %s: %s", state, self.error)
             else:
                 self.logger.info("state = %s", state)
+
+    def wait_state(self, *states: "SkyLine.State", timeout: float = 20.0) -> "SkyLine.State":
+        """Waits until :attr:`state` is one of states (e.g. STREAMING after the
+        warm-up, while the stream opens in the background) and returns it.
+
+        Raises:
+            TimeoutError: not within timeout seconds (the message gives the state and error).
+        """
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._state in states, timeout):
+                raise TimeoutError("%s: state %s after %.1f s, want %s (error: %s)" % (
+                    self.__class__.__name__, self._state.name, timeout, "/".join(s.name for s in states), self.error))
+            return self._state
 
     def _on_event(self, ev):
         # from the engine's reader thread: a stream of the current session failed
@@ -348,7 +364,7 @@ class SkyLine(ABC):
             return err is None
 
         # after a warm-up: put must not wait for the pipeline to open
-        self._write(ring, first, capture_ns=first[1])
+        self._write(ring, first)
         self._opening = True
 
         def opened(rep, err):

@@ -7,6 +7,7 @@ inherits, so the dynamic loader really sees them.
 """
 
 import datetime
+import logging
 import os
 
 
@@ -44,8 +45,10 @@ def dotenv_values(path):
     return out
 
 
-def configure(dotenv_path, logger):
-    """Applies the .env file and logs which variables are set (warning about missing ones)."""
+def configure(dotenv_path, logger, need_plugin_path=False):
+    """Applies the .env file and logs which variables are set; a missing
+    ``GST_PLUGIN_PATH`` is a warning when the destination needs a plugin
+    from outside GStreamer (kvssink), else a debug line."""
     os.environ["GST_DEBUG_NO_COLOR"] = "1"
     path = dotenv_path or find_dotenv()
     if not path or not os.path.isfile(path):
@@ -61,11 +64,11 @@ def configure(dotenv_path, logger):
             os.environ["LD_LIBRARY_PATH"] = ":".join(dict.fromkeys(elems))
         if cfg.get("LD_PRELOAD"):
             os.environ["LD_PRELOAD"] = cfg["LD_PRELOAD"]
-    for var, warn in (("GST_PLUGIN_PATH", False), ("LD_LIBRARY_PATH", False), ("GST_DEBUG", False),
-                      ("GST_DEBUG_FILE", False)):
+    for var, warn in (("GST_PLUGIN_PATH", need_plugin_path), ("LD_LIBRARY_PATH", False), ("LD_PRELOAD", False),
+                      ("GST_DEBUG", False), ("GST_DEBUG_FILE", False)):
         val = os.environ.get(var)
         if val:
             logger.info("%s=%s", var, val)
-        elif warn:
-            logger.warning("%s environment variable is not defined", var)
+        else:
+            logger.log(logging.WARNING if warn else logging.DEBUG, "%s environment variable is not defined", var)
     logger.debug("UTC time on host: %s", datetime.datetime.now(datetime.timezone.utc).isoformat())

@@ -173,9 +173,13 @@ class Engine:
                 raise EngineError("engine closed")
             path = find_binary(self.skyline_bin)
             args = [path, "engine", "--log-level", _go_level(self.logger)]
+            # The .env chosen by the SkyLine (dotenv_path) is already applied
+            # to os.environ; the engine is a new process, so its loader sees
+            # LD_* as they are: it must not look for another .env and re-exec.
+            env = dict(os.environ, SKYLINE_REEXEC="1")
             try:
                 proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, close_fds=True,
+                                        stderr=subprocess.PIPE, close_fds=True, env=env,
                                         start_new_session=True)
             except OSError as e:
                 raise EngineError("cannot start %s: %s" % (path, e)) from e

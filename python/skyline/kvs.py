@@ -254,6 +254,7 @@ class KVSSkyLine(SkyLine):
         self._kvs = {"region": stream_region, "stream": stream_name, "endpoint": endpoint or "",
                      "backend": backend, "create": bool(create_stream)}
         self._kvs.update(credentials_handler.engine_fields())
+        self._needs_plugin_path = backend == "kvssink"  # kvssink comes from GST_PLUGIN_PATH
         super().__init__(*args, **kwargs)
 
     def _add_request(self):

@@ -184,7 +184,7 @@ class SkyLine(ABC):
             os.environ["GST_DEBUG_FILE"] = gst_log_file
         if gst_log_level is not None:
             os.environ["GST_DEBUG"] = gst_log_level
-        _dotenv.configure(dotenv_path, self.logger)
+        _dotenv.configure(dotenv_path, self.logger, getattr(self, "_needs_plugin_path", False))
         self.error = None
         self._options = {k: v for k, v in options.items() if v is not None}
         self._slots = ring_slots

@@ -684,8 +684,12 @@ func openRing(path string, slots, slotSize int) (*shmRing, error) {
 	defer f.Close()
 	_ = os.Remove(path) // mapped below; nothing stays in /dev/shm after a crash
 	size := ringHeader + slots*(slotHeader+slotSize)
-	if fi, err := f.Stat(); err != nil || fi.Size() != int64(size) {
-		return nil, fmt.Errorf("ring %s: size %d, want %d", path, fi.Size(), size)
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("ring: %w", err)
+	}
+	if fi.Size() != int64(size) {
+		return nil, fmt.Errorf("ring %s: size %d, want %d (%d slots of %d bytes)", path, fi.Size(), size, slots, slotSize)
 	}
 	mem, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
 	if err != nil {

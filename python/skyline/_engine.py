@@ -150,6 +150,7 @@ class Engine:
         self.last_exit = None
         self.replay = []  # requests sent again after a restart, in order
         self._closed = False
+        self._expected_exit = None  # the reason when we end the child ourselves
         _engines.add(self)
 
     # process lifetime
@@ -190,9 +191,16 @@ class Engine:
             threading.Thread(target=self._read_stderr, args=(proc,), daemon=True,
                              name="skyline-engine-err").start()
         self.logger.info("skyline engine started: %s (pid %d)", path, proc.pid)
-        self.request({"op": "hello"})
-        for msg in list(self.replay):
-            self.request(dict(msg))
+        try:
+            self.request({"op": "hello"})
+            for msg in list(self.replay):
+                self.request(dict(msg))
+        except EngineError as e:
+            # half set up: end it, so that the next ensure starts afresh
+            self._expected_exit = str(e)
+            proc.kill()
+            proc.wait()
+            raise
         return True
 
     def close(self):
@@ -291,6 +299,10 @@ class Engine:
     def on_death(self, fn):
         self._on_death.append(fn)
 
+    def off_death(self, fn):
+        if fn in self._on_death:
+            self._on_death.remove(fn)
+
     def _read_stdout(self, proc):
         for raw in proc.stdout:
             try:
@@ -329,6 +341,8 @@ class Engine:
         tail = [line for line in self._stderr_tail if line]
         if tail and code != 0:
             reason += "; last error: " + tail[-1]
+        if self._expected_exit:
+            reason, self._expected_exit = self._expected_exit, None
         with self._lock:
             proc._skyline_dead = True
             self._last_error = reason

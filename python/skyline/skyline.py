@@ -211,16 +211,19 @@ class SkyLine(ABC):
                              options=self._options)
         self._engine.listen(self._sid, self._on_event)
         self._engine.on_death(self._on_engine_death)
-        self._engine.replay.append(self._add_msg)
         try:
-            if not self._engine.ensure():
-                self._engine.request(dict(self._add_msg))
+            self._engine.ensure()
         except EngineError as e:
-            if self._engine.alive():  # the engine runs and refused the stream: a configuration error
-                self._engine.replay.remove(self._add_msg)
-                raise RuntimeError("%s: %s" % (self.__class__.__name__, e)) from None
             self.error = str(e)  # no engine (yet): start_streaming reports it as ERROR
             self.logger.warning("%s", e)
+        else:
+            try:
+                self._engine.request(dict(self._add_msg))
+            except EngineError as e:  # the engine refused the stream: a configuration error
+                self._engine.unlisten(self._sid)
+                self._engine.off_death(self._on_engine_death)
+                raise RuntimeError("%s: %s" % (self.__class__.__name__, e)) from None
+        self._engine.replay.append(self._add_msg)  # sent again to a restarted engine
 
     @abstractmethod
     def _add_request(self) -> dict:
@@ -364,7 +367,7 @@ class SkyLine(ABC):
             return err is None
 
         # after a warm-up: put must not wait for the pipeline to open
-        self._write(ring, first)
+        self._write(ring, *first)
         self._opening = True
 
         def opened(rep, err):
@@ -424,7 +427,7 @@ class SkyLine(ABC):
 
         Never waits for the engine: it costs one copy of the frame.
         """
-        check_frame(frame)
+        checked = check_frame(frame)
         st = self._state
         if st is SkyLine.State.STREAMING:
             with self._lock:
@@ -434,7 +437,7 @@ class SkyLine(ABC):
                 if not ring.free():
                     self._put_refused += 1
                     return False
-                i = self._write(ring, (frame, _capture_ns(capture_time)))
+                i = self._write(ring, frame, checked, _capture_ns(capture_time))
             if not self._engine.send_raw(self._doorbells[i]):
                 return False
             self._put_ok += 1
@@ -465,16 +468,15 @@ class SkyLine(ABC):
             width = self.video_width or (w + 1) // 2 * 2
             height = self.video_height or (h + 1) // 2 * 2
             self.logger.info("Finished FPS meter warmup. Determined fps=%f, width=%d, height=%d", fps, width, height)
-            ok = self._open(fps, width, height, (frame, _capture_ns(capture_time)))
+            ok = self._open(fps, width, height, (frame, checked, _capture_ns(capture_time)))
         if ok:
             self._put_ok += 1
         return ok
 
-    def _write(self, ring, item):
-        """Copies a frame into the ring's next slot (scaling it to the stream's
-        size) and publishes it. Returns the slot index."""
-        frame, capture_ns = item
-        fmt, h, w, c = check_frame(frame)
+    def _write(self, ring, frame, checked, capture_ns):
+        """Copies a checked frame into the ring's next slot (scaling it to the
+        stream's size) and publishes it. Returns the slot index."""
+        fmt, h, w, c = checked
         W, H = self.video_width, self.video_height
         i = ring.next
         shape = (H, W) if c == 1 else (H, W, c)
@@ -521,6 +523,7 @@ class SkyLine(ABC):
         self.stop_streaming()
         self._closed = True
         self._engine.unlisten(self._sid)
+        self._engine.off_death(self._on_engine_death)
         if self._add_msg in self._engine.replay:
             self._engine.replay.remove(self._add_msg)
         if self._engine.alive():

@@ -78,3 +78,26 @@ def test_close_and_context_manager_end_the_child():
         assert pid
     assert wait_pid_gone(pid, 10)
     assert srv.engine_pid is None
+
+
+def test_restart_when_the_port_was_taken_meanwhile():
+    import socket
+    port = free_port()
+    srv = RTSPServer(port=port, udp=False)
+    try:
+        sl = RTSPSkyLine(srv, "/again")
+        srv.start()
+        sl.start_streaming(30, 64, 48)
+        pid = sl.engine_pid
+        os.kill(pid, signal.SIGKILL)
+        sl.wait_state(S.ERROR, timeout=10)
+        with socket.socket() as busy:
+            busy.bind(("0.0.0.0", port))
+            busy.listen()
+            sl.start_streaming(30, 64, 48)  # the new engine cannot listen again
+            assert sl.state is S.ERROR and "in use" in sl.error, sl.error
+        sl.start_streaming(30, 64, 48)  # port free again: a fresh engine serves
+        assert sl.state is S.STREAMING, sl.error
+        put_until(sl, np.zeros((48, 64, 3), np.uint8))
+    finally:
+        srv.close()

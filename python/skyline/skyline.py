@@ -222,6 +222,8 @@ class SkyLine(ABC):
             except EngineError as e:  # the engine refused the stream: a configuration error
                 self._engine.unlisten(self._sid)
                 self._engine.off_death(self._on_engine_death)
+                if _engine is None:  # ours alone (KVSSkyLine): end it now
+                    self._engine.close()
                 raise RuntimeError("%s: %s" % (self.__class__.__name__, e)) from None
         self._engine.replay.append(self._add_msg)  # sent again to a restarted engine
 

@@ -72,3 +72,10 @@ def test_kvs_local_with_each_credentials_handler(kind, kvslocal, tmp_path, monke
 def test_inline_refuses_temporary_credentials():
     with pytest.raises(RuntimeError, match="refreshable"):
         KVSInlineCredentialsHandler(AK, SK, aws_session_token="token")
+
+
+def test_kvssink_on_request_is_checked_at_construction():
+    # SPEC A6: this machine has no kvssink (the C++ producer SDK is not
+    # packaged): the constructor says what is missing and how to get it.
+    with pytest.raises(RuntimeError, match="kvssink.*GST_PLUGIN_PATH"):
+        KVSSkyLine("us-east-1", "sink", KVSInlineCredentialsHandler(AK, SK), backend="kvssink")

@@ -172,6 +172,9 @@ class Engine:
         with self._lock:
             if self._closed:
                 raise EngineError("engine closed")
+            p = self._proc
+            if p is not None and p.poll() is None and not getattr(p, "_skyline_dead", False):
+                return False  # another thread started it
             path = find_binary(self.skyline_bin)
             args = [path, "engine", "--log-level", _go_level(self.logger)]
             # The .env chosen by the SkyLine (dotenv_path) is already applied

@@ -300,6 +300,8 @@ class SkyLine(ABC):
         when there was none). With all three known the stream opens now
         (:attr:`state` STREAMING, or ERROR with :attr:`error` saying why);
         else the state is START_WARMUP and the next put begins the warm-up.
+        The engine is started here when it is not running (ERROR when it
+        cannot be: binary missing, server port in use); at most about 15 s.
 
         Raises:
             ValueError, TypeError: a value out of range (fps 0 < fps <= 1000;
@@ -320,6 +322,16 @@ class SkyLine(ABC):
             self._stop_engine_stream()
         self.video_fps, self.video_width, self.video_height = fps, width, height
         if fps is None or width is None or height is None:
+            # the engine is started now, so that the put ending the warm-up never waits for it
+            reason = self._precheck()
+            if reason is None:
+                try:
+                    self._engine.ensure()
+                except EngineError as e:
+                    reason = str(e)
+            if reason is not None:
+                self._set_state(SkyLine.State.ERROR, reason)
+                return
             self.logger.info("Starting FPS meter warmup.")
             self._set_state(SkyLine.State.START_WARMUP)
             return

@@ -101,6 +101,8 @@ def test_error_when_binary_missing(monkeypatch, caplog):
     sl.start_streaming(30, 64, 48)
     assert sl.state is S.ERROR
     assert "/nonexistent/skyline" in sl.error and "not found" in sl.error
+    sl.start_streaming(None, None, None)  # a warm-up needs the engine too: ERROR now, not at its end
+    assert sl.state is S.ERROR and "not found" in sl.error
     with pytest.raises(EngineError, match="not found"):
         srv.start()
     # the argument names a binary too

@@ -6,13 +6,16 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 
-.PHONY: run test deps build bench
+.PHONY: run test deps build bench python
 
 deps:
 	@./scripts/deps.sh
 
 build: deps
 	$(GO) build -o bin/skyline ./cmd/skyline
+
+python: build
+	@./scripts/python-venv.sh
 
 run: build
 	./bin/skyline serve

@@ -20,6 +20,8 @@ PKGS=(
   # with its pkg-config file and a C++ compiler; the python-pipe example
   # and its test need Debian's Python OpenCV (/usr/bin/python3)
   libopencv-dev g++ python3 python3-opencv python3-numpy
+  # the Python package (python/): a venv with the system packages, its tests
+  python3-venv python3-pip python3-setuptools python3-pytest
 )
 if [ "${SKYLINE_DEPS_EXTRA:-}" != "" ]; then
   # shellcheck disable=SC2206

@@ -31,6 +31,8 @@ commands:
             and to --out destinations (files, RTSP/RTMP/SRT push, KVS, GStreamer)
   kvs-local a local Kinesis Video Streams endpoint (for tests and demos)
   version   print versions and the H.264 encoders found
+  engine    serve a program in another language (the Python package) over stdin/stdout
+            and shared memory (protocol: cmd/skyline/engine.go)
   doctor    check GStreamer, elements, encoders and .env; say how to fix what is missing
   help      this text; "skyline serve -h" lists serve's flags
 `
@@ -49,6 +51,8 @@ func run(args []string) int {
 		return kvsLocal(args[1:])
 	case "doctor":
 		return doctor(args[1:], os.Stdout)
+	case "engine":
+		return engineMain(args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return 0

@@ -37,6 +37,31 @@ const maxFragmentMS = 9500
 // nothing for this long is considered dead.
 const ackTimeout = 20 * time.Second
 
+// idleFragmentAfter: the open fragment is closed (an end-of-fragment tag,
+// then the connection ends cleanly) when no frame came for this long, as
+// the producer SDK does for intermittent producers
+// (INTERMITTENT_PRODUCER_MAX_TIMEOUT, 20 s, amazon-kinesis-video-streams-pic
+// src/client/src/Include_i.h). KVS itself ends a PutMedia connection after
+// 30 s without data (IDLE acknowledgement).
+const idleFragmentAfter = 20 * time.Second
+
+// putMediaInterval: PutMedia requests of one stream start at least this
+// far apart. KVS allows 5 PutMedia requests per second per stream and one
+// connection (API_dataplane_PutMedia.html; more: ClientLimitExceeded).
+const putMediaInterval = 200 * time.Millisecond
+
+// credentialWindow: within this of their expiry, the connection's
+// credentials are looked up again at fragment boundaries; the connection
+// is rotated only when the provider hands out different ones.
+const credentialWindow = 30 * time.Second
+
+// Backoff of the credential check when the provider keeps returning the
+// same (or again near-expiry) credentials.
+const (
+	minCredentialCheck = 5 * time.Second
+	maxCredentialCheck = time.Minute
+)
+
 // Native is the native PutMedia backend: a skyline.Receiver.
 //
 // Ownership: WriteAccessUnit (the SkyLine's access-unit goroutine) appends
@@ -85,6 +110,16 @@ type Native struct {
 	seqConn      uint64
 	endpoint     string
 	discoveredAt time.Time
+	// retention of the stream (DescribeStream): without it KVS sends no
+	// PERSISTED and fragments are released on RECEIVED, as the SDK's PIC
+	// does (WAIT_FOR_PERSISTED_ACK, src/client/src/Include_i.h).
+	noRetention bool
+	// fresh: credentials found by the rotation check, for the next
+	// connection; credCheckAt/credBackoff pace that check (Clock time).
+	fresh        *aws.Credentials
+	credCheckAt  time.Time
+	credBackoff  time.Duration
+	lastPutMedia time.Time // wall clock
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -99,6 +134,7 @@ type fragment struct {
 	persisted bool
 	sentOn    uint64 // connection that carried it whole
 	nframes   int
+	eofr      bool // closed by the idle timer (end-of-fragment tag sent)
 }
 
 type frameData struct {
@@ -265,6 +301,16 @@ func (d *Native) WriteAccessUnit(au *skyline.AccessUnit) error {
 		}
 	}
 	fragMS := d.cfg.FragmentDuration.Milliseconds()
+	// A natural keyframe up to one frame interval before the target ends
+	// the fragment too: with capture jitter the encoder's keyframe of a GOP
+	// as long as the fragment lands just under it, and waiting would cost
+	// a second, requested, keyframe in every fragment. Never below KVS's
+	// minimum fragment duration.
+	cutMS := fragMS
+	if d.info.FPS > 0 {
+		cutMS -= int64(1000/d.info.FPS + 0.5)
+	}
+	cutMS = max(cutMS, MinFragmentDuration.Milliseconds())
 	switch {
 	case d.codec == nil || (d.cur == nil && !au.Keyframe):
 		// Nothing can be sent before the first keyframe.
@@ -275,7 +321,7 @@ func (d *Native) WriteAccessUnit(au *skyline.AccessUnit) error {
 		}
 		d.emit(Event{Type: EventFragmentsDropped, Frames: 1, Err: fmt.Errorf("%w: a frame before the first keyframe", ErrGivenUp)})
 		return nil
-	case au.Keyframe && (d.cur == nil || tc-d.cur.tc >= fragMS):
+	case au.Keyframe && (d.cur == nil || tc-d.cur.tc >= cutMS):
 		if d.cur != nil {
 			d.cur.complete = true
 		}
@@ -429,6 +475,10 @@ func (d *Native) run(ctx context.Context) {
 		d.mu.Lock()
 		d.lastErr = err
 		d.st.Errors++
+		// A cached data endpoint is reloaded after a failure (limits.html,
+		// GetDataEndpoint: "Caching data endpoints is safe if the
+		// application reloads them on failure").
+		d.endpoint = ""
 		d.mu.Unlock()
 		d.log.Warn("KVS connection failed; retrying", "error", err, "backoff", backoff)
 		d.emit(Event{Type: EventError, Err: err, Backoff: backoff})
@@ -519,6 +569,9 @@ func (d *Native) discover(ctx context.Context) (string, error) {
 	ep = strings.TrimRight(*ge.DataEndpoint, "/")
 	d.mu.Lock()
 	d.endpoint, d.discoveredAt = ep, now
+	if out.StreamInfo != nil && out.StreamInfo.DataRetentionInHours != nil {
+		d.noRetention = *out.StreamInfo.DataRetentionInHours == 0
+	}
 	d.mu.Unlock()
 	return ep, nil
 }
@@ -531,6 +584,7 @@ type conn struct {
 	done    chan struct{} // the request goroutine ended
 	err     error         // why it ended (set before done closes)
 	lastAck time.Time     // under Native.mu
+	idle    atomic.Bool   // KVS sent IDLE: its end of the request is clean
 }
 
 // connection runs one PutMedia connection until it must end. progressed
@@ -541,13 +595,22 @@ func (d *Native) connection(ctx context.Context) (progressed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	creds, err := d.aws.Credentials.Retrieve(ctx)
-	if err != nil {
-		return false, fmt.Errorf("kvs: credentials: %w", err)
-	}
 	d.mu.Lock()
-	d.st.CredentialRefreshes++
+	fresh := d.fresh
+	d.fresh = nil
 	d.mu.Unlock()
+	var creds aws.Credentials
+	if fresh != nil && (!fresh.CanExpire || fresh.Expires.After(d.cfg.Clock.Now())) {
+		creds = *fresh
+	} else {
+		creds, err = d.aws.Credentials.Retrieve(ctx)
+		if err != nil {
+			return false, fmt.Errorf("kvs: credentials: %w", err)
+		}
+		d.mu.Lock()
+		d.st.CredentialRefreshes++
+		d.mu.Unlock()
+	}
 	now := d.cfg.Clock.Now()
 	if creds.CanExpire && !creds.Expires.After(now) {
 		return false, fmt.Errorf("kvs: credentials %s expired at %s", maskKey(creds.AccessKeyID), creds.Expires.UTC().Format(time.RFC3339))
@@ -575,6 +638,18 @@ func (d *Native) connection(ctx context.Context) (progressed bool, err error) {
 	if err := d.signer.SignHTTP(cctx, creds, req, emptySHA256, "kinesisvideo", d.aws.Region, time.Now()); err != nil {
 		return false, fmt.Errorf("kvs: signing PutMedia: %w", err)
 	}
+	// At most 5 PutMedia requests per second per stream, whatever the
+	// reason of the reconnection (API_dataplane_PutMedia.html).
+	if wait := putMediaInterval - time.Since(d.lastPutMedia); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, ctx.Err()
+		case <-t.C:
+		}
+	}
+	d.lastPutMedia = time.Now()
 	go d.request(req, c)
 	defer func() {
 		pr.CloseWithError(errors.New("connection ended"))
@@ -600,9 +675,10 @@ func (d *Native) connection(ctx context.Context) (progressed bool, err error) {
 				Err: fmt.Errorf("%w: %d fragment(s), %d frame(s) evicted from the retry buffer and never acknowledged", ErrGivenUp, len(lost), frames)})
 		}
 	}()
-	persisted0 := d.Stats().Persisted
+	st0 := d.Stats()
 	err = d.write(ctx, c, creds, now)
-	progressed = d.Stats().Persisted > persisted0
+	st1 := d.Stats()
+	progressed = st1.Persisted > st0.Persisted || (d.retentionless() && st1.Received > st0.Received)
 	return progressed, err
 }
 
@@ -625,7 +701,7 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 	d.mu.Unlock()
 	var curSeq uint64
 	curIdx := 0
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	var buf []byte
 	for {
@@ -641,7 +717,15 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 			curSeq, curIdx = f.seq, 0
 		}
 		if f != nil && curIdx == 0 {
-			if why := d.rotateReason(creds, connStart); why != "" {
+			why := d.rotateReason(connStart)
+			if why == "" && d.credentialsDueLocked(creds) {
+				d.mu.Unlock()
+				if d.newCredentials(ctx, creds) {
+					why = "new credentials"
+				}
+				d.mu.Lock()
+			}
+			if why != "" {
 				d.mu.Unlock()
 				d.log.Info("rotating PutMedia connection", "reason", why)
 				return d.finish(ctx, c)
@@ -683,7 +767,29 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 		}
 		unacked = unacked || len(d.inflight) > 0
 		lastAck := c.lastAck
+		// A producer silent for idleFragmentAfter: the open fragment, all
+		// of it written, is closed with an end-of-fragment tag and the
+		// connection ends cleanly once it is acknowledged.
+		idle := f != nil && f == d.cur && !f.complete && curSeq == f.seq && curIdx == len(f.frames) &&
+			d.cfg.Clock.Now().UnixMilli()-f.last >= idleFragmentAfter.Milliseconds()
+		if idle {
+			f.complete, f.eofr = true, true
+			d.writingMid = false
+		}
 		d.mu.Unlock()
+		if idle {
+			d.log.Info("no frame for a while: closing the open fragment", "after", idleFragmentAfter)
+			if d.info.RequestKeyframe != nil {
+				d.info.RequestKeyframe() // the next fragment starts at the first frame after the pause
+			}
+			if _, err := c.pw.Write(mkv.AppendEndOfFragment(nil)); err != nil {
+				return d.connErr(c, err)
+			}
+			d.mu.Lock()
+			f.sentOn = connID
+			d.mu.Unlock()
+			return d.finish(ctx, c)
+		}
 		if closing && f == nil {
 			// Everything is written: end the body and collect the acks.
 			return d.finish(ctx, c)
@@ -692,6 +798,9 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-c.done:
+			if c.idle.Load() && c.err == io.EOF {
+				return nil // KVS ended an idle connection: reconnect when frames come
+			}
 			return d.connErr(c, io.EOF)
 		case <-d.wake:
 		case <-tick.C:
@@ -704,17 +813,60 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 
 // rotateReason says why the connection should be replaced at this fragment
 // boundary ("" to keep it).
-func (d *Native) rotateReason(creds aws.Credentials, connStart time.Time) string {
+func (d *Native) rotateReason(connStart time.Time) string {
 	now := d.cfg.Clock.Now()
 	switch {
 	case now.Sub(connStart) >= d.cfg.MaxConnectionDuration:
 		return "connection duration"
-	case creds.CanExpire && !now.Before(creds.Expires.Add(-30*time.Second)):
-		return "credentials expire"
 	case now.Sub(d.discoveredAt) >= d.cfg.RediscoverInterval:
 		return "endpoint rediscovery"
 	}
 	return ""
+}
+
+// credentialsDueLocked says whether the connection's credentials are close
+// enough to their expiry to ask the provider again now.
+func (d *Native) credentialsDueLocked(creds aws.Credentials) bool {
+	now := d.cfg.Clock.Now()
+	return creds.CanExpire && !now.Before(creds.Expires.Add(-credentialWindow)) && !now.Before(d.credCheckAt)
+}
+
+// newCredentials asks the provider again and says whether it hands out
+// credentials different from the connection's: only then is the
+// connection rotated (once). A provider that returns the same ones (the
+// SDK's CredentialsCache does until they expire) is asked again with a
+// growing backoff; the connection, authorised at its start, goes on.
+func (d *Native) newCredentials(ctx context.Context, cur aws.Credentials) bool {
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	c, err := d.aws.Credentials.Retrieve(cctx)
+	now := d.cfg.Clock.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err == nil {
+		d.st.CredentialRefreshes++
+	}
+	changed := err == nil && (c.AccessKeyID != cur.AccessKeyID || c.SessionToken != cur.SessionToken || !c.Expires.Equal(cur.Expires))
+	if changed && (!c.CanExpire || c.Expires.Sub(now) > credentialWindow) {
+		d.credBackoff = 0
+		d.fresh = &c
+		return true
+	}
+	// Same credentials, an error, or new ones that are again about to
+	// expire: check later, backing off.
+	d.credBackoff = min(max(2*d.credBackoff, minCredentialCheck), maxCredentialCheck)
+	d.credCheckAt = now.Add(d.credBackoff)
+	if cur.Expires.After(now) && cur.Expires.Before(d.credCheckAt) {
+		d.credCheckAt = cur.Expires // a cache hands out new ones once they expire
+	}
+	if changed {
+		d.fresh = &c
+		return true
+	}
+	if err != nil {
+		d.log.Warn("credential refresh failed; keeping the connection", "error", err, "retry_in", d.credBackoff)
+	}
+	return false
 }
 
 // finish ends the body cleanly and waits for the last acknowledgements.
@@ -810,23 +962,15 @@ func (d *Native) handleAck(c *conn, a Ack) error {
 		d.st.Buffering++
 	case AckReceived:
 		d.st.Received++
+		if d.noRetention {
+			d.releaseLocked(a.FragmentTimecode)
+		}
 	case AckPersisted:
 		d.st.Persisted++
-		for i, f := range d.frags {
-			if f.tc == a.FragmentTimecode && f.complete {
-				f.persisted = true
-				d.removeLocked(i)
-				break
-			}
-		}
-		for i, f := range d.inflight {
-			if f.tc == a.FragmentTimecode {
-				d.inflight = append(d.inflight[:i], d.inflight[i+1:]...)
-				break
-			}
-		}
+		d.releaseLocked(a.FragmentTimecode)
 	case AckIdle:
 		d.st.Idle++
+		c.idle.Store(true)
 	case AckError:
 		d.st.AckErrors++
 		ae := &FragmentError{Ack: a}
@@ -853,6 +997,24 @@ func (d *Native) handleAck(c *conn, a Ack) error {
 	}
 	d.signal()
 	return ret
+}
+
+// releaseLocked frees the fragment KVS has taken for good: PERSISTED, or
+// RECEIVED on a stream without retention.
+func (d *Native) releaseLocked(tc int64) {
+	for i, f := range d.frags {
+		if f.tc == tc && f.complete {
+			f.persisted = true
+			d.removeLocked(i)
+			break
+		}
+	}
+	for i, f := range d.inflight {
+		if f.tc == tc {
+			d.inflight = append(d.inflight[:i], d.inflight[i+1:]...)
+			break
+		}
+	}
 }
 
 // readAPIError turns an HTTP error answer into an *APIError.
@@ -894,6 +1056,12 @@ func maskKey(k string) string {
 		return "****"
 	}
 	return k[:4] + "****"
+}
+
+func (d *Native) retentionless() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.noRetention
 }
 
 // DeliveryStatus implements skyline.DeliveryReporter: the SkyLine shows

@@ -166,6 +166,9 @@ func TestNativeIdlePause(t *testing.T) {
 			t.Fatalf("the connection ended with %v", e.Err)
 		}
 	}
+	if d := s.sl.Stats().Destinations[0]; !d.Up {
+		t.Errorf("during the pause the SkyLine shows %+v, want up (nothing failed)", d)
+	}
 	clock.Set(last.Add(39 * time.Second))
 	s.put(n)
 	if err := s.sl.Stop(); err != nil {

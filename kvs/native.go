@@ -120,6 +120,9 @@ type Native struct {
 	credCheckAt  time.Time
 	credBackoff  time.Duration
 	lastPutMedia time.Time // wall clock
+	// parked: the last connection ended cleanly because the producer went
+	// silent; the destination can deliver (it reconnects on the next frame).
+	parked bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -439,6 +442,7 @@ func (d *Native) Close() {
 	d.st.FragmentsDropped += uint64(frs)
 	d.st.FramesDropped += uint64(frames)
 	d.st.Connected = false
+	d.parked = false
 	d.running = false
 	d.mu.Unlock()
 	if frs > 0 {
@@ -479,6 +483,7 @@ func (d *Native) run(ctx context.Context) {
 		// GetDataEndpoint: "Caching data endpoints is safe if the
 		// application reloads them on failure").
 		d.endpoint = ""
+		d.parked = false
 		d.mu.Unlock()
 		d.log.Warn("KVS connection failed; retrying", "error", err, "backoff", backoff)
 		d.emit(Event{Type: EventError, Err: err, Backoff: backoff})
@@ -788,7 +793,13 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 			d.mu.Lock()
 			f.sentOn = connID
 			d.mu.Unlock()
-			return d.finish(ctx, c)
+			err := d.finish(ctx, c)
+			if err == nil {
+				d.mu.Lock()
+				d.parked = true
+				d.mu.Unlock()
+			}
+			return err
 		}
 		if closing && f == nil {
 			// Everything is written: end the body and collect the acks.
@@ -799,6 +810,9 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 			return ctx.Err()
 		case <-c.done:
 			if c.idle.Load() && c.err == io.EOF {
+				d.mu.Lock()
+				d.parked = true
+				d.mu.Unlock()
 				return nil // KVS ended an idle connection: reconnect when frames come
 			}
 			return d.connErr(c, io.EOF)
@@ -920,6 +934,7 @@ func (d *Native) request(req *http.Request, c *conn) {
 	}
 	d.mu.Lock()
 	d.st.Connected = true
+	d.parked = false
 	d.st.Connections++
 	d.lastErr = nil
 	ep := d.endpoint
@@ -1065,13 +1080,15 @@ func (d *Native) retentionless() bool {
 }
 
 // DeliveryStatus implements skyline.DeliveryReporter: the SkyLine shows
-// this destination up only while a PutMedia connection streams, and counts
+// this destination up while a PutMedia connection streams or, after a
+// producer's pause closed the connection cleanly, until a reconnection
+// fails; it counts
 // the frames given up (retry buffer bound, rejected fragments, Close) in
 // its Lost.
 func (d *Native) DeliveryStatus() skyline.DeliveryStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return skyline.DeliveryStatus{Connected: d.st.Connected, Lost: d.st.FramesDropped}
+	return skyline.DeliveryStatus{Connected: d.st.Connected || d.parked, Lost: d.st.FramesDropped}
 }
 
 var _ skyline.DeliveryReporter = (*Native)(nil)

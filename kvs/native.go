@@ -72,7 +72,6 @@ const (
 type Native struct {
 	// skyEmit forwards events to the SkyLine's ordered event stream.
 	skyEmit atomic.Pointer[func(skyline.Event)]
-	wasDown atomic.Bool
 
 	cfg    Config
 	log    *slog.Logger
@@ -227,8 +226,9 @@ func (d *Native) emit(ev Event) {
 }
 
 // bridge translates an event for the SkyLine's own ordered event stream
-// (Config.OnEvent of the SkyLine): acknowledgements, errors, the
-// connection going down and coming back, and dropped frames.
+// (Config.OnEvent of the SkyLine): acknowledgements, errors and dropped
+// frames. The destination going down and coming back is reported by the
+// SkyLine's outlet from DeliveryStatus, as for every destination.
 func (d *Native) bridge(ev Event) []skyline.Event {
 	switch ev.Type {
 	case EventAck:
@@ -237,16 +237,6 @@ func (d *Native) bridge(ev Event) []skyline.Event {
 		return []skyline.Event{e}
 	case EventError:
 		return []skyline.Event{{Kind: skyline.EventError, Err: ev.Err, Retry: ev.Backoff}}
-	case EventDisconnected:
-		if ev.Err == nil {
-			return nil // rotation or Close
-		}
-		d.wasDown.Store(true)
-		return []skyline.Event{{Kind: skyline.EventDestinationDown, Err: ev.Err}}
-	case EventConnected:
-		if d.wasDown.Swap(false) {
-			return []skyline.Event{{Kind: skyline.EventDestinationRecovered, Detail: "reconnected"}}
-		}
 	case EventFragmentsDropped:
 		return []skyline.Event{{Kind: skyline.EventDropped, Count: int64(ev.Frames), Err: ev.Err}}
 	}
@@ -1082,13 +1072,18 @@ func (d *Native) retentionless() bool {
 // DeliveryStatus implements skyline.DeliveryReporter: the SkyLine shows
 // this destination up while a PutMedia connection streams or, after a
 // producer's pause closed the connection cleanly, until a reconnection
-// fails; it counts
+// fails (then Err is the last error, and the SkyLine reports it down once
+// and recovered once it reconnects); it counts
 // the frames given up (retry buffer bound, rejected fragments, Close) in
 // its Lost.
 func (d *Native) DeliveryStatus() skyline.DeliveryStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return skyline.DeliveryStatus{Connected: d.st.Connected || d.parked, Lost: d.st.FramesDropped}
+	ds := skyline.DeliveryStatus{Connected: d.st.Connected || d.parked, Lost: d.st.FramesDropped}
+	if !ds.Connected {
+		ds.Err = d.lastErr
+	}
+	return ds
 }
 
 var _ skyline.DeliveryReporter = (*Native)(nil)

@@ -141,7 +141,7 @@ func TestNativeIdlePause(t *testing.T) {
 	s.pauseAt, s.pause = pauseAt, 40*time.Second
 	s.put(pauseAt)
 	ev.wait(t, "the frames before the pause", time.Minute, func([]kvs.Event) bool { return dst.Stats().Frames == pauseAt })
-	last := s.frameTime(pauseAt - 1)
+	last := s.frameTime(pauseAt - 1) // the clock's time when the last frame arrived
 	ev.wait(t, "the fragments before the open one persisted", time.Minute, func([]kvs.Event) bool {
 		st := dst.Stats()
 		return st.Persisted == st.Fragments-1

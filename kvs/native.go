@@ -97,6 +97,7 @@ type Native struct {
 	cur      *fragment // being built (last of frags), nil before the first keyframe
 	seq      uint64
 	lastTC   int64
+	lastAt   time.Time // Clock time the last access unit arrived
 	keyReq   bool
 	codec    []byte // avcC
 	// the fragment the live connection is in the middle of writing
@@ -283,6 +284,7 @@ func (d *Native) WriteAccessUnit(au *skyline.AccessUnit) error {
 		return nil
 	}
 	d.st.Frames++
+	d.lastAt = d.cfg.Clock.Now()
 	ns := d.info.Start.UnixNano() + int64(au.PTS)
 	tc := (ns + 500_000) / 1_000_000
 	if tc <= d.lastTC {
@@ -765,8 +767,11 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 		// A producer silent for idleFragmentAfter: the open fragment, all
 		// of it written, is closed with an end-of-fragment tag and the
 		// connection ends cleanly once it is acknowledged.
+		// Silence is measured from the last arrival, not the last
+		// timecode: fixed-rate timestamps of a slow producer fall behind
+		// the clock while frames keep coming.
 		idle := f != nil && f == d.cur && !f.complete && curSeq == f.seq && curIdx == len(f.frames) &&
-			d.cfg.Clock.Now().UnixMilli()-f.last >= idleFragmentAfter.Milliseconds()
+			d.cfg.Clock.Now().Sub(d.lastAt) >= idleFragmentAfter
 		if idle {
 			f.complete, f.eofr = true, true
 			d.writingMid = false

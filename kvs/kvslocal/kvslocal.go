@@ -113,7 +113,8 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Logger: default slog.Default().
 	Logger *slog.Logger
-	// Clock: default the system clock.
+	// Clock supplies the time of credential expiry checks and of the idle
+	// timeout. Default: the system clock.
 	Clock Clock
 }
 

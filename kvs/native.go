@@ -717,10 +717,11 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 			why := d.rotateReason(connStart)
 			if why == "" && d.credentialsDueLocked(creds) {
 				d.mu.Unlock()
-				if d.newCredentials(ctx, creds) {
-					why = "new credentials"
+				if !d.newCredentials(ctx, creds) {
+					continue // the buffer may have changed meanwhile: look again
 				}
 				d.mu.Lock()
+				why = "new credentials"
 			}
 			if why != "" {
 				d.mu.Unlock()

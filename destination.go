@@ -50,9 +50,12 @@ type Receiver interface {
 
 // DeliveryReporter is an optional interface of a Receiver that delivers
 // after WriteAccessUnit returns (the native KVS client buffers fragments
-// and sends them on a connection of its own). Stats shows the destination
-// Up only while Connected, and adds Lost (access units it gave up after
-// taking them) to the outlet's own count.
+// and sends them on a connection of its own, and retries by itself). Stats
+// shows the destination Up only while Connected, and adds Lost (access
+// units it gave up after taking them) to the outlet's own count. Its
+// outlet reports it like any failing destination: EventDestinationDown
+// when it is not Connected with an Err, EventDestinationRecovered when it
+// is Connected again (polled every 100 ms; it is not closed and reopened).
 type DeliveryReporter interface {
 	DeliveryStatus() DeliveryStatus
 }
@@ -64,6 +67,9 @@ type DeliveryStatus struct {
 	// Lost: access units taken by WriteAccessUnit and later given up,
 	// since the destination was created.
 	Lost uint64
+	// Err: why it cannot deliver (nil while Connected, or when it is
+	// merely idle).
+	Err error
 }
 
 // GstDestination is a destination implemented as a GStreamer branch.

@@ -91,6 +91,9 @@ type outlet struct {
 	upSince      time.Time // when it was last (re)opened
 	everUp       bool
 	wasDown      bool
+	// A DeliveryReporter that cannot deliver was reported down (owned by
+	// run); its recovery is reported once it can again.
+	reportedDown bool
 }
 
 func newOutlet(d Destination, st *destStats, cfg Config, log *slog.Logger, emit func(Event), info StreamInfo) *outlet {
@@ -271,6 +274,7 @@ func (o *outlet) poll(now time.Time) {
 				o.fail(err)
 			}
 		}
+		o.pollDelivery()
 		return
 	}
 	if !o.retryAt.IsZero() && !now.Before(o.retryAt) && !o.closed() {
@@ -317,6 +321,38 @@ func (o *outlet) reopen() {
 		o.emit(Event{Kind: EventDestinationRecovered, Destination: o.name})
 	}
 	o.wasDown = false
+}
+
+// pollDelivery reports a DeliveryReporter that delivers on its own (it
+// keeps what it took and retries itself, so it is not closed and reopened)
+// with the events of every destination: EventDestinationDown once when it
+// reports an error and cannot deliver, EventDestinationRecovered once it
+// can again.
+func (o *outlet) pollDelivery() {
+	if o.st.reporter == nil {
+		return
+	}
+	ds := deliveryStatus(o.st.reporter)
+	switch {
+	case !o.reportedDown && !ds.Connected && ds.Err != nil:
+		o.reportedDown = true
+		err := o.destErr(ds.Err)
+		o.log.Warn("destination cannot deliver; it retries by itself", "error", err)
+		o.emit(Event{Kind: EventDestinationDown, Destination: o.name, Err: err})
+	case o.reportedDown && ds.Connected:
+		o.reportedDown = false
+		o.log.Info("destination recovered")
+		o.emit(Event{Kind: EventDestinationRecovered, Destination: o.name})
+	}
+}
+
+// destErr wraps a destination's error in ErrDestination, secrets masked.
+func (o *outlet) destErr(err error) error {
+	msg := maskSecrets(err.Error())
+	if sec, ok := o.dest.(interface{ Secrets() []string }); ok {
+		msg = mask(msg, sec.Secrets())
+	}
+	return fmt.Errorf("%w: %s", ErrDestination, msg)
 }
 
 // fail closes the destination, reports it and schedules a retry.

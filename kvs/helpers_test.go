@@ -35,6 +35,8 @@ const (
 type testClock struct {
 	mu sync.Mutex
 	t  time.Time
+	// onSet, when set, is called with the new time before it is set.
+	onSet func(time.Time)
 }
 
 func newTestClock(t time.Time) *testClock { return &testClock{t: t} }
@@ -46,6 +48,9 @@ func (c *testClock) Now() time.Time {
 }
 
 func (c *testClock) Set(t time.Time) {
+	if c.onSet != nil {
+		c.onSet(t)
+	}
 	c.mu.Lock()
 	c.t = t
 	c.mu.Unlock()
@@ -157,6 +162,12 @@ type stream struct {
 	clock *testClock
 	next  int
 	bg    []byte
+	// frames from pauseAt on are captured pause later (a producer that
+	// stops for a while).
+	pauseAt int
+	pause   time.Duration
+	// jitter: capture times late by 0..8 ms, as a real capture is.
+	jitter bool
 }
 
 // drawNumber makes frame n cheaply: the static background of frame 0 with
@@ -187,7 +198,14 @@ func newStream(t *testing.T, dst skyline.Destination, w, h int, fps float64, clo
 }
 
 func (s *stream) frameTime(i int) time.Time {
-	return s.base.Add(time.Duration(float64(i) * float64(time.Second) / s.fps))
+	t := s.base.Add(time.Duration(float64(i) * float64(time.Second) / s.fps))
+	if s.pause > 0 && i >= s.pauseAt {
+		t = t.Add(s.pause)
+	}
+	if s.jitter {
+		t = t.Add(time.Duration((i*37)%9) * time.Millisecond)
+	}
+	return t
 }
 
 // put sends frames up to (not including) n, advancing the clock.

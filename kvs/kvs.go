@@ -69,6 +69,8 @@ const (
 	DefaultMaxConnectionDuration = 30 * time.Minute
 	DefaultRediscoverInterval    = 45 * time.Minute
 	DefaultRetentionHours        = 24
+	// MinFragmentDuration is KVS's shortest fragment (limits.html).
+	MinFragmentDuration = time.Second
 )
 
 // Config configures a KVS destination. Region and Stream are required.
@@ -92,7 +94,12 @@ type Config struct {
 	Backend Backend
 	// FragmentDuration is the target fragment length; fragments are cut at
 	// the first keyframe after it (a keyframe is requested when it is
-	// reached). Default 2 s; at most 9 s (KVS rejects fragments > 10 s).
+	// reached; a natural keyframe up to one frame interval early is taken
+	// as the boundary, so the encoder's GOP of the same length gives one
+	// keyframe per fragment). Default 2 s; 1 s..9 s: KVS refuses fragments
+	// shorter than 1 s (at most 5 fragments per second per stream) and
+	// longer than 10 s,
+	// https://docs.aws.amazon.com/kinesisvideostreams/latest/dg/limits.html
 	FragmentDuration time.Duration
 	// CreateStream creates the stream when it does not exist, with
 	// RetentionHours of retention (default 24).
@@ -191,8 +198,8 @@ func (c Config) validate() error {
 		return configErr("Stream %q: want 1-256 characters of [a-zA-Z0-9_.-]", c.Stream)
 	case c.Backend != BackendNative && c.Backend != BackendKVSSink:
 		return configErr("unknown Backend %d", int(c.Backend))
-	case c.FragmentDuration < 100*time.Millisecond || c.FragmentDuration > 9*time.Second:
-		return configErr("FragmentDuration %v: want 100ms..9s", c.FragmentDuration)
+	case c.FragmentDuration < MinFragmentDuration || c.FragmentDuration > 9*time.Second:
+		return configErr("FragmentDuration %v: want 1s..9s (KVS fragments are 1 s..10 s: https://docs.aws.amazon.com/kinesisvideostreams/latest/dg/limits.html)", c.FragmentDuration)
 	case c.RetryBufferBytes < 0 || c.RetryBufferDuration < 0:
 		return configErr("negative retry buffer bound")
 	case c.MinBackoff < 0 || c.MaxBackoff < c.MinBackoff:
@@ -339,7 +346,7 @@ func AckErrorText(id int) string {
 	case 4001:
 		return "fragment size over the limit (50 MB)"
 	case 4002:
-		return "fragment duration over the limit (10 s)"
+		return "fragment duration limit reached (1 s..10 s)"
 	case 4003:
 		return "connection duration over the limit"
 	case 4004:
@@ -358,6 +365,8 @@ func AckErrorText(id int) string {
 		return "track number mismatch"
 	case 4011:
 		return "frames missing for a track"
+	case 4012:
+		return "more tracks than allowed"
 	case 4500:
 		return "KMS key access denied"
 	case 4501:
@@ -372,6 +381,8 @@ func AckErrorText(id int) string {
 		return "invalid KMS key state"
 	case 4506:
 		return "KMS key not found"
+	case 4507:
+		return "stream deleted"
 	case 5000:
 		return "internal service error"
 	case 5001:
@@ -386,16 +397,25 @@ type FragmentError struct {
 }
 
 func (e *FragmentError) Error() string {
-	return fmt.Sprintf("kvs: fragment %d rejected: error %d (%s)", e.Ack.FragmentTimecode, e.Ack.ErrorID, AckErrorText(e.Ack.ErrorID))
+	text := AckErrorText(e.Ack.ErrorID)
+	if e.Ack.ErrorCode != "" {
+		text += ", " + e.Ack.ErrorCode
+	}
+	return fmt.Sprintf("kvs: fragment %d rejected: error %d (%s)", e.Ack.FragmentTimecode, e.Ack.ErrorID, text)
 }
 
-// retriable says whether re-sending the fragment may succeed.
+// retriable says whether re-sending the fragment may succeed: the
+// producer SDK's rule (serviceCallResultRetry in
+// amazon-kinesis-video-streams-pic src/client/src/StreamEvent.c): the
+// errors about the fragment's content, the stream or its KMS key are
+// final; every other id, unknown ones included, is retried.
 func (e *FragmentError) retriable() bool {
 	switch e.Ack.ErrorID {
-	case 4000, 4003, 5000, 5001:
-		return true
+	case 4001, 4002, 4004, 4005, 4006, 4007, 4008, 4009, 4010, 4011, 4012,
+		4500, 4501, 4502, 4503, 4504, 4505, 4506, 4507:
+		return false
 	}
-	return false
+	return true
 }
 
 // APIError is an HTTP error answer of KVS (x-amzn-ErrorType).

@@ -37,6 +37,31 @@ const maxFragmentMS = 9500
 // nothing for this long is considered dead.
 const ackTimeout = 20 * time.Second
 
+// idleFragmentAfter: the open fragment is closed (an end-of-fragment tag,
+// then the connection ends cleanly) when no frame came for this long, as
+// the producer SDK does for intermittent producers
+// (INTERMITTENT_PRODUCER_MAX_TIMEOUT, 20 s, amazon-kinesis-video-streams-pic
+// src/client/src/Include_i.h). KVS itself ends a PutMedia connection after
+// 30 s without data (IDLE acknowledgement).
+const idleFragmentAfter = 20 * time.Second
+
+// putMediaInterval: PutMedia requests of one stream start at least this
+// far apart. KVS allows 5 PutMedia requests per second per stream and one
+// connection (API_dataplane_PutMedia.html; more: ClientLimitExceeded).
+const putMediaInterval = 200 * time.Millisecond
+
+// credentialWindow: within this of their expiry, the connection's
+// credentials are looked up again at fragment boundaries; the connection
+// is rotated only when the provider hands out different ones.
+const credentialWindow = 30 * time.Second
+
+// Backoff of the credential check when the provider keeps returning the
+// same (or again near-expiry) credentials.
+const (
+	minCredentialCheck = 5 * time.Second
+	maxCredentialCheck = time.Minute
+)
+
 // Native is the native PutMedia backend: a skyline.Receiver.
 //
 // Ownership: WriteAccessUnit (the SkyLine's access-unit goroutine) appends
@@ -47,7 +72,6 @@ const ackTimeout = 20 * time.Second
 type Native struct {
 	// skyEmit forwards events to the SkyLine's ordered event stream.
 	skyEmit atomic.Pointer[func(skyline.Event)]
-	wasDown atomic.Bool
 
 	cfg    Config
 	log    *slog.Logger
@@ -73,6 +97,7 @@ type Native struct {
 	cur      *fragment // being built (last of frags), nil before the first keyframe
 	seq      uint64
 	lastTC   int64
+	lastAt   time.Time // Clock time the last access unit arrived
 	keyReq   bool
 	codec    []byte // avcC
 	// the fragment the live connection is in the middle of writing
@@ -85,6 +110,19 @@ type Native struct {
 	seqConn      uint64
 	endpoint     string
 	discoveredAt time.Time
+	// retention of the stream (DescribeStream): without it KVS sends no
+	// PERSISTED and fragments are released on RECEIVED, as the SDK's PIC
+	// does (WAIT_FOR_PERSISTED_ACK, src/client/src/Include_i.h).
+	noRetention bool
+	// fresh: credentials found by the rotation check, for the next
+	// connection; credCheckAt/credBackoff pace that check (Clock time).
+	fresh        *aws.Credentials
+	credCheckAt  time.Time
+	credBackoff  time.Duration
+	lastPutMedia time.Time // wall clock
+	// parked: the last connection ended cleanly because the producer went
+	// silent; the destination can deliver (it reconnects on the next frame).
+	parked bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -99,6 +137,7 @@ type fragment struct {
 	persisted bool
 	sentOn    uint64 // connection that carried it whole
 	nframes   int
+	eofr      bool // closed by the idle timer (end-of-fragment tag sent)
 }
 
 type frameData struct {
@@ -188,8 +227,9 @@ func (d *Native) emit(ev Event) {
 }
 
 // bridge translates an event for the SkyLine's own ordered event stream
-// (Config.OnEvent of the SkyLine): acknowledgements, errors, the
-// connection going down and coming back, and dropped frames.
+// (Config.OnEvent of the SkyLine): acknowledgements, errors and dropped
+// frames. The destination going down and coming back is reported by the
+// SkyLine's outlet from DeliveryStatus, as for every destination.
 func (d *Native) bridge(ev Event) []skyline.Event {
 	switch ev.Type {
 	case EventAck:
@@ -198,16 +238,6 @@ func (d *Native) bridge(ev Event) []skyline.Event {
 		return []skyline.Event{e}
 	case EventError:
 		return []skyline.Event{{Kind: skyline.EventError, Err: ev.Err, Retry: ev.Backoff}}
-	case EventDisconnected:
-		if ev.Err == nil {
-			return nil // rotation or Close
-		}
-		d.wasDown.Store(true)
-		return []skyline.Event{{Kind: skyline.EventDestinationDown, Err: ev.Err}}
-	case EventConnected:
-		if d.wasDown.Swap(false) {
-			return []skyline.Event{{Kind: skyline.EventDestinationRecovered, Detail: "reconnected"}}
-		}
 	case EventFragmentsDropped:
 		return []skyline.Event{{Kind: skyline.EventDropped, Count: int64(ev.Frames), Err: ev.Err}}
 	}
@@ -254,6 +284,7 @@ func (d *Native) WriteAccessUnit(au *skyline.AccessUnit) error {
 		return nil
 	}
 	d.st.Frames++
+	d.lastAt = d.cfg.Clock.Now()
 	ns := d.info.Start.UnixNano() + int64(au.PTS)
 	tc := (ns + 500_000) / 1_000_000
 	if tc <= d.lastTC {
@@ -265,6 +296,16 @@ func (d *Native) WriteAccessUnit(au *skyline.AccessUnit) error {
 		}
 	}
 	fragMS := d.cfg.FragmentDuration.Milliseconds()
+	// A natural keyframe up to one frame interval before the target ends
+	// the fragment too: with capture jitter the encoder's keyframe of a GOP
+	// as long as the fragment lands just under it, and waiting would cost
+	// a second, requested, keyframe in every fragment. Never below KVS's
+	// minimum fragment duration.
+	cutMS := fragMS
+	if d.info.FPS > 0 {
+		cutMS -= int64(1000/d.info.FPS + 0.5)
+	}
+	cutMS = max(cutMS, MinFragmentDuration.Milliseconds())
 	switch {
 	case d.codec == nil || (d.cur == nil && !au.Keyframe):
 		// Nothing can be sent before the first keyframe.
@@ -275,7 +316,7 @@ func (d *Native) WriteAccessUnit(au *skyline.AccessUnit) error {
 		}
 		d.emit(Event{Type: EventFragmentsDropped, Frames: 1, Err: fmt.Errorf("%w: a frame before the first keyframe", ErrGivenUp)})
 		return nil
-	case au.Keyframe && (d.cur == nil || tc-d.cur.tc >= fragMS):
+	case au.Keyframe && (d.cur == nil || tc-d.cur.tc >= cutMS):
 		if d.cur != nil {
 			d.cur.complete = true
 		}
@@ -393,6 +434,7 @@ func (d *Native) Close() {
 	d.st.FragmentsDropped += uint64(frs)
 	d.st.FramesDropped += uint64(frames)
 	d.st.Connected = false
+	d.parked = false
 	d.running = false
 	d.mu.Unlock()
 	if frs > 0 {
@@ -429,6 +471,11 @@ func (d *Native) run(ctx context.Context) {
 		d.mu.Lock()
 		d.lastErr = err
 		d.st.Errors++
+		// A cached data endpoint is reloaded after a failure (limits.html,
+		// GetDataEndpoint: "Caching data endpoints is safe if the
+		// application reloads them on failure").
+		d.endpoint = ""
+		d.parked = false
 		d.mu.Unlock()
 		d.log.Warn("KVS connection failed; retrying", "error", err, "backoff", backoff)
 		d.emit(Event{Type: EventError, Err: err, Backoff: backoff})
@@ -519,6 +566,9 @@ func (d *Native) discover(ctx context.Context) (string, error) {
 	ep = strings.TrimRight(*ge.DataEndpoint, "/")
 	d.mu.Lock()
 	d.endpoint, d.discoveredAt = ep, now
+	if out.StreamInfo != nil && out.StreamInfo.DataRetentionInHours != nil {
+		d.noRetention = *out.StreamInfo.DataRetentionInHours == 0
+	}
 	d.mu.Unlock()
 	return ep, nil
 }
@@ -531,6 +581,7 @@ type conn struct {
 	done    chan struct{} // the request goroutine ended
 	err     error         // why it ended (set before done closes)
 	lastAck time.Time     // under Native.mu
+	idle    atomic.Bool   // KVS sent IDLE: its end of the request is clean
 }
 
 // connection runs one PutMedia connection until it must end. progressed
@@ -541,13 +592,22 @@ func (d *Native) connection(ctx context.Context) (progressed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	creds, err := d.aws.Credentials.Retrieve(ctx)
-	if err != nil {
-		return false, fmt.Errorf("kvs: credentials: %w", err)
-	}
 	d.mu.Lock()
-	d.st.CredentialRefreshes++
+	fresh := d.fresh
+	d.fresh = nil
 	d.mu.Unlock()
+	var creds aws.Credentials
+	if fresh != nil && (!fresh.CanExpire || fresh.Expires.After(d.cfg.Clock.Now())) {
+		creds = *fresh
+	} else {
+		creds, err = d.aws.Credentials.Retrieve(ctx)
+		if err != nil {
+			return false, fmt.Errorf("kvs: credentials: %w", err)
+		}
+		d.mu.Lock()
+		d.st.CredentialRefreshes++
+		d.mu.Unlock()
+	}
 	now := d.cfg.Clock.Now()
 	if creds.CanExpire && !creds.Expires.After(now) {
 		return false, fmt.Errorf("kvs: credentials %s expired at %s", maskKey(creds.AccessKeyID), creds.Expires.UTC().Format(time.RFC3339))
@@ -575,6 +635,18 @@ func (d *Native) connection(ctx context.Context) (progressed bool, err error) {
 	if err := d.signer.SignHTTP(cctx, creds, req, emptySHA256, "kinesisvideo", d.aws.Region, time.Now()); err != nil {
 		return false, fmt.Errorf("kvs: signing PutMedia: %w", err)
 	}
+	// At most 5 PutMedia requests per second per stream, whatever the
+	// reason of the reconnection (API_dataplane_PutMedia.html).
+	if wait := putMediaInterval - time.Since(d.lastPutMedia); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, ctx.Err()
+		case <-t.C:
+		}
+	}
+	d.lastPutMedia = time.Now()
 	go d.request(req, c)
 	defer func() {
 		pr.CloseWithError(errors.New("connection ended"))
@@ -600,9 +672,10 @@ func (d *Native) connection(ctx context.Context) (progressed bool, err error) {
 				Err: fmt.Errorf("%w: %d fragment(s), %d frame(s) evicted from the retry buffer and never acknowledged", ErrGivenUp, len(lost), frames)})
 		}
 	}()
-	persisted0 := d.Stats().Persisted
+	st0 := d.Stats()
 	err = d.write(ctx, c, creds, now)
-	progressed = d.Stats().Persisted > persisted0
+	st1 := d.Stats()
+	progressed = st1.Persisted > st0.Persisted || (d.retentionless() && st1.Received > st0.Received)
 	return progressed, err
 }
 
@@ -625,7 +698,7 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 	d.mu.Unlock()
 	var curSeq uint64
 	curIdx := 0
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	var buf []byte
 	for {
@@ -641,7 +714,16 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 			curSeq, curIdx = f.seq, 0
 		}
 		if f != nil && curIdx == 0 {
-			if why := d.rotateReason(creds, connStart); why != "" {
+			why := d.rotateReason(connStart)
+			if why == "" && d.credentialsDueLocked(creds) {
+				d.mu.Unlock()
+				if !d.newCredentials(ctx, creds) {
+					continue // the buffer may have changed meanwhile: look again
+				}
+				d.mu.Lock()
+				why = "new credentials"
+			}
+			if why != "" {
 				d.mu.Unlock()
 				d.log.Info("rotating PutMedia connection", "reason", why)
 				return d.finish(ctx, c)
@@ -683,7 +765,38 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 		}
 		unacked = unacked || len(d.inflight) > 0
 		lastAck := c.lastAck
+		// A producer silent for idleFragmentAfter: the open fragment, all
+		// of it written, is closed with an end-of-fragment tag and the
+		// connection ends cleanly once it is acknowledged.
+		// Silence is measured from the last arrival, not the last
+		// timecode: fixed-rate timestamps of a slow producer fall behind
+		// the clock while frames keep coming.
+		idle := f != nil && f == d.cur && !f.complete && curSeq == f.seq && curIdx == len(f.frames) &&
+			d.cfg.Clock.Now().Sub(d.lastAt) >= idleFragmentAfter
+		if idle {
+			f.complete, f.eofr = true, true
+			d.writingMid = false
+		}
 		d.mu.Unlock()
+		if idle {
+			d.log.Info("no frame for a while: closing the open fragment", "after", idleFragmentAfter)
+			if d.info.RequestKeyframe != nil {
+				d.info.RequestKeyframe() // the next fragment starts at the first frame after the pause
+			}
+			if _, err := c.pw.Write(mkv.AppendEndOfFragment(nil)); err != nil {
+				return d.connErr(c, err)
+			}
+			d.mu.Lock()
+			f.sentOn = connID
+			d.mu.Unlock()
+			err := d.finish(ctx, c)
+			if err == nil {
+				d.mu.Lock()
+				d.parked = true
+				d.mu.Unlock()
+			}
+			return err
+		}
 		if closing && f == nil {
 			// Everything is written: end the body and collect the acks.
 			return d.finish(ctx, c)
@@ -692,6 +805,12 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-c.done:
+			if c.idle.Load() && c.err == io.EOF {
+				d.mu.Lock()
+				d.parked = true
+				d.mu.Unlock()
+				return nil // KVS ended an idle connection: reconnect when frames come
+			}
 			return d.connErr(c, io.EOF)
 		case <-d.wake:
 		case <-tick.C:
@@ -704,17 +823,60 @@ func (d *Native) write(ctx context.Context, c *conn, creds aws.Credentials, conn
 
 // rotateReason says why the connection should be replaced at this fragment
 // boundary ("" to keep it).
-func (d *Native) rotateReason(creds aws.Credentials, connStart time.Time) string {
+func (d *Native) rotateReason(connStart time.Time) string {
 	now := d.cfg.Clock.Now()
 	switch {
 	case now.Sub(connStart) >= d.cfg.MaxConnectionDuration:
 		return "connection duration"
-	case creds.CanExpire && !now.Before(creds.Expires.Add(-30*time.Second)):
-		return "credentials expire"
 	case now.Sub(d.discoveredAt) >= d.cfg.RediscoverInterval:
 		return "endpoint rediscovery"
 	}
 	return ""
+}
+
+// credentialsDueLocked says whether the connection's credentials are close
+// enough to their expiry to ask the provider again now.
+func (d *Native) credentialsDueLocked(creds aws.Credentials) bool {
+	now := d.cfg.Clock.Now()
+	return creds.CanExpire && !now.Before(creds.Expires.Add(-credentialWindow)) && !now.Before(d.credCheckAt)
+}
+
+// newCredentials asks the provider again and says whether it hands out
+// credentials different from the connection's: only then is the
+// connection rotated (once). A provider that returns the same ones (the
+// SDK's CredentialsCache does until they expire) is asked again with a
+// growing backoff; the connection, authorised at its start, goes on.
+func (d *Native) newCredentials(ctx context.Context, cur aws.Credentials) bool {
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	c, err := d.aws.Credentials.Retrieve(cctx)
+	now := d.cfg.Clock.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err == nil {
+		d.st.CredentialRefreshes++
+	}
+	changed := err == nil && (c.AccessKeyID != cur.AccessKeyID || c.SessionToken != cur.SessionToken || !c.Expires.Equal(cur.Expires))
+	if changed && (!c.CanExpire || c.Expires.Sub(now) > credentialWindow) {
+		d.credBackoff = 0
+		d.fresh = &c
+		return true
+	}
+	// Same credentials, an error, or new ones that are again about to
+	// expire: check later, backing off.
+	d.credBackoff = min(max(2*d.credBackoff, minCredentialCheck), maxCredentialCheck)
+	d.credCheckAt = now.Add(d.credBackoff)
+	if cur.Expires.After(now) && cur.Expires.Before(d.credCheckAt) {
+		d.credCheckAt = cur.Expires // a cache hands out new ones once they expire
+	}
+	if changed {
+		d.fresh = &c
+		return true
+	}
+	if err != nil {
+		d.log.Warn("credential refresh failed; keeping the connection", "error", err, "retry_in", d.credBackoff)
+	}
+	return false
 }
 
 // finish ends the body cleanly and waits for the last acknowledgements.
@@ -768,6 +930,7 @@ func (d *Native) request(req *http.Request, c *conn) {
 	}
 	d.mu.Lock()
 	d.st.Connected = true
+	d.parked = false
 	d.st.Connections++
 	d.lastErr = nil
 	ep := d.endpoint
@@ -810,23 +973,15 @@ func (d *Native) handleAck(c *conn, a Ack) error {
 		d.st.Buffering++
 	case AckReceived:
 		d.st.Received++
+		if d.noRetention {
+			d.releaseLocked(a.FragmentTimecode)
+		}
 	case AckPersisted:
 		d.st.Persisted++
-		for i, f := range d.frags {
-			if f.tc == a.FragmentTimecode && f.complete {
-				f.persisted = true
-				d.removeLocked(i)
-				break
-			}
-		}
-		for i, f := range d.inflight {
-			if f.tc == a.FragmentTimecode {
-				d.inflight = append(d.inflight[:i], d.inflight[i+1:]...)
-				break
-			}
-		}
+		d.releaseLocked(a.FragmentTimecode)
 	case AckIdle:
 		d.st.Idle++
+		c.idle.Store(true)
 	case AckError:
 		d.st.AckErrors++
 		ae := &FragmentError{Ack: a}
@@ -853,6 +1008,24 @@ func (d *Native) handleAck(c *conn, a Ack) error {
 	}
 	d.signal()
 	return ret
+}
+
+// releaseLocked frees the fragment KVS has taken for good: PERSISTED, or
+// RECEIVED on a stream without retention.
+func (d *Native) releaseLocked(tc int64) {
+	for i, f := range d.frags {
+		if f.tc == tc && f.complete {
+			f.persisted = true
+			d.removeLocked(i)
+			break
+		}
+	}
+	for i, f := range d.inflight {
+		if f.tc == tc {
+			d.inflight = append(d.inflight[:i], d.inflight[i+1:]...)
+			break
+		}
+	}
 }
 
 // readAPIError turns an HTTP error answer into an *APIError.
@@ -896,14 +1069,27 @@ func maskKey(k string) string {
 	return k[:4] + "****"
 }
 
+func (d *Native) retentionless() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.noRetention
+}
+
 // DeliveryStatus implements skyline.DeliveryReporter: the SkyLine shows
-// this destination up only while a PutMedia connection streams, and counts
+// this destination up while a PutMedia connection streams or, after a
+// producer's pause closed the connection cleanly, until a reconnection
+// fails (then Err is the last error, and the SkyLine reports it down once
+// and recovered once it reconnects); it counts
 // the frames given up (retry buffer bound, rejected fragments, Close) in
 // its Lost.
 func (d *Native) DeliveryStatus() skyline.DeliveryStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return skyline.DeliveryStatus{Connected: d.st.Connected, Lost: d.st.FramesDropped}
+	ds := skyline.DeliveryStatus{Connected: d.st.Connected || d.parked, Lost: d.st.FramesDropped}
+	if !ds.Connected {
+		ds.Err = d.lastErr
+	}
+	return ds
 }
 
 var _ skyline.DeliveryReporter = (*Native)(nil)

@@ -91,6 +91,9 @@ type Sink struct {
 	st      Stats
 	lastErr error
 	static  aws.Credentials // inline handler
+	written aws.Credentials // file handler: what the file holds
+	backoff time.Duration   // file handler: wait while the provider returns the same credentials
+	env     map[string]string
 }
 
 // NewSink creates the kvssink backend. Credentials are retrieved now: the
@@ -158,11 +161,69 @@ func NewSink(cfg Config) (*Sink, error) {
 			return nil, err
 		}
 	}
-	if cfg.Endpoint != "" {
-		// kvssink reads its control-plane endpoint from the environment.
-		os.Setenv("CONTROL_PLANE_URI", cfg.Endpoint)
+	s.env = s.environment()
+	for k, v := range s.env {
+		if v == "" {
+			os.Unsetenv(k)
+		} else {
+			os.Setenv(k, v)
+		}
 	}
 	return s, nil
+}
+
+// environment is what NewSink changes in the process environment, which
+// kvssink reads (kinesis_video_producer_init in the producer SDK's
+// src/gstreamer/gstkvssink.cpp): "" means unset.
+//
+//   - CONTROL_PLANE_URI: Config.Endpoint, when set.
+//   - AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN: kvssink
+//     prefers the first two over its credential-path file, and takes the
+//     token from the environment unless session-token is set. With the
+//     file and inline handlers they are unset when they hold other
+//     credentials than the ones this destination resolved (explicit
+//     Config.Credentials win), and AWS_SESSION_TOKEN is unset for the
+//     inline handler (its credentials have none).
+//   - AWS_DEFAULT_REGION: set to the resolved region when it holds
+//     another (some kvssink versions prefer it over aws-region).
+//
+// The environment is the process's: other kvssink elements of the process
+// see the same values.
+func (s *Sink) environment() map[string]string {
+	env := map[string]string{}
+	if s.cfg.Endpoint != "" {
+		env["CONTROL_PLANE_URI"] = s.cfg.Endpoint
+	}
+	if v, ok := os.LookupEnv("AWS_DEFAULT_REGION"); ok && v != s.cfg.Region {
+		env["AWS_DEFAULT_REGION"] = s.cfg.Region
+	}
+	switch s.cfg.KVSSink.Credentials {
+	case CredentialsFile, CredentialsInline:
+		want := s.written
+		if s.cfg.KVSSink.Credentials == CredentialsInline {
+			want = s.static
+		}
+		ak, sk := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
+		if (ak != "" || sk != "") && (ak != want.AccessKeyID || sk != want.SecretAccessKey || s.cfg.KVSSink.Credentials == CredentialsFile && want.CanExpire) {
+			env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = "", ""
+			s.log.Warn("AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY unset: kvssink would prefer them over the configured credentials")
+		}
+		if tok, ok := os.LookupEnv("AWS_SESSION_TOKEN"); ok && (s.cfg.KVSSink.Credentials == CredentialsInline || tok != want.SessionToken || env["AWS_ACCESS_KEY_ID"] == "" && ak != "") {
+			env["AWS_SESSION_TOKEN"] = ""
+		}
+	}
+	return env
+}
+
+// Environment is what NewSink set ("" : unset) in the process environment
+// for kvssink: CONTROL_PLANE_URI, AWS_DEFAULT_REGION, and the AWS_* keys it
+// cleared so that the configured credentials win.
+func (s *Sink) Environment() map[string]string {
+	out := make(map[string]string, len(s.env))
+	for k, v := range s.env {
+		out[k] = v
+	}
+	return out
 }
 
 var propName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
@@ -195,6 +256,8 @@ func (s *Sink) launch(mask bool) string {
 		{"framerate", strconv.Itoa(o.Framerate)},
 		{"fragment-duration", strconv.FormatInt(s.cfg.FragmentDuration.Milliseconds(), 10)},
 		{"restart-on-error", "true"},
+		{"allow-create-stream", strconv.FormatBool(s.cfg.CreateStream)},
+		{"retention-period", strconv.Itoa(s.cfg.RetentionHours)},
 	}
 	switch o.Credentials {
 	case CredentialsFile:
@@ -269,6 +332,20 @@ func (s *Sink) Refresh(now time.Time) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := s.creds.Retrieve(ctx)
+	if err == nil && s.cfg.KVSSink.Credentials == CredentialsFile && sameCredentials(c, s.fileCredentials()) {
+		// The provider (a cache) returns the file's credentials again:
+		// nothing to write; ask again later, backing off, and at the latest
+		// when they expire.
+		s.mu.Lock()
+		s.backoff = min(max(2*s.backoff, 5*time.Second), time.Minute)
+		next := now.Add(s.backoff)
+		if c.CanExpire && c.Expires.After(now) && c.Expires.Before(next) {
+			next = c.Expires
+		}
+		s.mu.Unlock()
+		s.next.Store(next.UnixNano())
+		return nil
+	}
 	if err == nil {
 		switch s.cfg.KVSSink.Credentials {
 		case CredentialsFile:
@@ -295,8 +372,19 @@ func (s *Sink) Refresh(now time.Time) error {
 	return nil
 }
 
+func sameCredentials(a, b aws.Credentials) bool {
+	return a.AccessKeyID == b.AccessKeyID && a.SecretAccessKey == b.SecretAccessKey && a.SessionToken == b.SessionToken &&
+		a.CanExpire == b.CanExpire && a.Expires.Equal(b.Expires)
+}
+
+func (s *Sink) fileCredentials() aws.Credentials {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.written
+}
+
 // writeFile writes kvssink's credential file (mode 0600) and plans the next
-// refresh.
+// refresh. The expiry written never passes the credentials' own.
 func (s *Sink) writeFile(c aws.Credentials, now time.Time) error {
 	var line string
 	next := int64(0)
@@ -306,6 +394,9 @@ func (s *Sink) writeFile(c aws.Credentials, now time.Time) error {
 			refresh = now // already inside the window: refresh on the next frame after this
 		}
 		fileExpiry := refresh.Add(FileExpiryAfterRefresh)
+		if fileExpiry.After(c.Expires) {
+			fileExpiry = c.Expires
+		}
 		line = strings.Join([]string{"CREDENTIALS", c.AccessKeyID, fileExpiry.UTC().Format("2006-01-02T15:04:05Z"), c.SecretAccessKey, c.SessionToken}, "\t")
 		next = refresh.UnixNano()
 		if next <= now.UnixNano() {
@@ -330,6 +421,8 @@ func (s *Sink) writeFile(c aws.Credentials, now time.Time) error {
 	s.next.Store(next)
 	s.mu.Lock()
 	s.st.CredentialRefreshes++
+	s.written = c
+	s.backoff = 0
 	s.mu.Unlock()
 	attrs := []any{"path", s.path, "temporary", c.CanExpire}
 	if c.CanExpire {

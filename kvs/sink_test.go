@@ -191,7 +191,7 @@ func TestInlineStatic(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "video/x-h264,stream-format=avc,alignment=au ! kvssink name=kvssink stream-name=cam-sink aws-region=eu-west-1 " +
-		"storage-size=64 framerate=30 fragment-duration=2000 restart-on-error=true access-key=" + testAK + " secret-key=" + testSK
+		"storage-size=64 framerate=30 fragment-duration=2000 restart-on-error=true allow-create-stream=false retention-period=24 access-key=" + testAK + " secret-key=" + testSK
 	if got := s.Launch(); got != want {
 		t.Fatalf("launch\n got %s\nwant %s", got, want)
 	}
@@ -231,7 +231,7 @@ func TestSinkPipelineText(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "video/x-h264,stream-format=avc,alignment=au ! kvssink name=kvssink stream-name=cam-sink aws-region=eu-west-1 " +
-		"storage-size=512 framerate=15 fragment-duration=4000 restart-on-error=true credential-path=" + cfg.KVSSink.CredentialPath +
+		"storage-size=512 framerate=15 fragment-duration=4000 restart-on-error=true allow-create-stream=false retention-period=24 credential-path=" + cfg.KVSSink.CredentialPath +
 		" max-latency=0 session-token=x"
 	if got := s.Launch(); got != want {
 		t.Fatalf("launch\n got %s\nwant %s", got, want)
@@ -280,6 +280,8 @@ func TestConfigErrors(t *testing.T) {
 		{},
 		{Stream: "a b"},
 		{Stream: "ok", FragmentDuration: 20 * time.Second},
+		{Stream: "ok", FragmentDuration: 500 * time.Millisecond}, // KVS's minimum fragment is 1 s
+		{Stream: "ok", FragmentDuration: 999 * time.Millisecond},
 		{Stream: "ok", Backend: 7},
 		{Stream: "ok", MinBackoff: time.Second, MaxBackoff: time.Millisecond},
 	} {

@@ -40,6 +40,8 @@ func kvsLocal(args []string) int {
 	ak := fs.String("access-key", "", "access key id it accepts (default $AWS_ACCESS_KEY_ID)")
 	sk := fs.String("secret-key", "", "secret key it accepts (default $AWS_SECRET_ACCESS_KEY)")
 	strict := fs.Bool("strict", false, "answer ResourceNotFound for unknown streams instead of creating them")
+	lenient := fs.Bool("lenient", false, "debugging only: no PutMedia rate limit, minimum fragment duration or idle close; PERSISTED for every stream; "+
+		"fragments ordered across requests and re-sends stored once (AWS does none of that)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -57,7 +59,7 @@ func kvsLocal(args []string) int {
 		return 1
 	}
 	srv, err := kvslocal.New(kvslocal.Config{Listen: *listen, DataDir: *data, AccessKey: *ak, SecretKey: *sk,
-		Strict: *strict, Logger: log})
+		Strict: *strict, Lenient: *lenient, Logger: log})
 	if err == nil {
 		err = srv.Start()
 	}

@@ -1,9 +1,17 @@
 // Package kvslocal is a local Kinesis Video Streams-compatible endpoint:
 // CreateStream, DescribeStream, ListStreams, DeleteStream, GetDataEndpoint
-// and PutMedia over plain HTTP, with SigV4 verification against configured
-// credentials, MKV validation (monotonic timecodes, fragment <= 10 s and
-// <= 50 MB, codec private present), fragment acknowledgements in order
-// (BUFFERING, RECEIVED, PERSISTED; ERROR with the AWS error ids) and the
+// and PutMedia over plain HTTP, as strict as AWS where it matters to
+// producers: SigV4 verified over the request's own SignedHeaders (as AWS
+// does: kvssink's user-agent, transfer-encoding, connection and x-amzn-*
+// headers included), 5 PutMedia requests per second and one connection per
+// stream (ClientLimitExceededException, ConnectionLimitExceededException),
+// MKV validation (fragments 1 s..10 s and <= 50 MB, timecodes increasing
+// within a connection, codec private present), IDLE and the end of a
+// connection after 30 s without data, fragment acknowledgements in order
+// (BUFFERING, RECEIVED, and PERSISTED only for streams with retention;
+// ERROR with AWS's error ids and codes, timecode -1 for errors of the
+// request), no de-duplication of re-sent fragments (Duplicates counts
+// them; Config.Lenient brings back the old forgiving behaviour), and the
 // received media stored as playable Matroska files: one file per PutMedia
 // connection, <DataDir>/<stream>/<first fragment timecode>.mkv, plus an index
 // <DataDir>/<stream>/fragments.jsonl (one JSON Fragment per line).
@@ -45,13 +53,29 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
-// Limits of the service that the endpoint enforces.
+// Limits of the service that the endpoint enforces (unless Lenient), from
+// https://docs.aws.amazon.com/kinesisvideostreams/latest/dg/limits.html and
+// https://docs.aws.amazon.com/kinesisvideostreams/latest/dg/API_dataplane_PutMedia.html
 const (
+	// MaxFragmentDuration and MaxFragmentBytes bound one fragment (ERROR
+	// 4002 MAX_FRAGMENT_DURATION_REACHED, 4001 MAX_FRAGMENT_SIZE_REACHED).
 	MaxFragmentDuration = 10 * time.Second
 	MaxFragmentBytes    = 50 << 20
+	// MinFragmentDuration: a fragment that starts less than this after the
+	// previous one on the connection is refused (ERROR 4002 with
+	// ErrorCode MIN_FRAGMENT_DURATION_REACHED); with it the service's
+	// 5 fragments per second per stream hold.
+	MinFragmentDuration = time.Second
+	// PutMediaTPS: PutMedia requests per second per stream; more are
+	// refused with 400 ClientLimitExceededException. A second concurrent
+	// PutMedia connection to a stream is refused with 400
+	// ConnectionLimitExceededException.
+	PutMediaTPS = 5
+	// DefaultIdleTimeout: a PutMedia connection that receives no data for
+	// this long gets an IDLE acknowledgement and is closed.
+	DefaultIdleTimeout = 30 * time.Second
 )
 
 // Clock supplies the time (credential expiry checks).
@@ -77,20 +101,30 @@ type Config struct {
 	// Strict answers ResourceNotFoundException for unknown streams
 	// instead of creating them.
 	Strict bool
+	// Lenient keeps the old, more forgiving behaviour for debugging: no
+	// PutMedia rate limit, no minimum fragment duration, no idle close,
+	// PERSISTED even for streams without retention, fragments ordered
+	// across PutMedia requests and re-sent fragments stored once. AWS
+	// does none of that; tests of producers should not use it.
+	Lenient bool
+	// IdleTimeout: Clock time without data after which a PutMedia
+	// connection gets an IDLE acknowledgement and is closed. Default
+	// DefaultIdleTimeout (30 s, as AWS).
+	IdleTimeout time.Duration
 	// Logger: default slog.Default().
 	Logger *slog.Logger
-	// Clock: default the system clock.
+	// Clock supplies the time of credential expiry checks and of the idle
+	// timeout. Default: the system clock.
 	Clock Clock
 }
 
 // Server is a running local endpoint.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	signer *v4.Signer
-	srv    *http.Server
-	ln     net.Listener
-	url    string
+	cfg Config
+	log *slog.Logger
+	srv *http.Server
+	ln  net.Listener
+	url string
 
 	mu      sync.Mutex
 	streams map[string]*stream
@@ -99,6 +133,7 @@ type Server struct {
 	ops     map[string]int
 	wg      sync.WaitGroup
 	closed  bool
+	dataURL string // GetDataEndpoint's answer ("" : this server)
 }
 
 type stream struct {
@@ -112,6 +147,9 @@ type stream struct {
 	Fragments      int
 	active         bool
 	persisted      map[int64]string // fragment timecode -> number (recent)
+	calls          []time.Time      // recent PutMedia requests (wall clock)
+	duplicates     int              // fragments stored again (same timecode)
+	refused        map[string]int   // PutMedia refusals by error type
 }
 
 // Fragment is one stored fragment (a line of fragments.jsonl).
@@ -120,6 +158,7 @@ type Fragment struct {
 	Timecode       int64   // absolute ms
 	FrameTimecodes []int64 // absolute ms of every frame
 	Keyframe       bool    // first frame is a keyframe
+	Keyframes      int     // keyframes in the fragment
 	Bytes          int
 	File           string // file holding it, relative to the stream folder
 }
@@ -146,6 +185,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = systemClock{}
 	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
 	if cfg.Lookup == nil && cfg.AccessKey == "" {
 		cfg.AccessKey, cfg.SecretKey = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
 		cfg.SessionToken = os.Getenv("AWS_SESSION_TOKEN")
@@ -156,7 +198,7 @@ func New(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("kvslocal: data folder: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With(slog.String("component", "kvslocal")), signer: v4.NewSigner(), streams: map[string]*stream{}, ops: map[string]int{}}
+	s := &Server{cfg: cfg, log: cfg.Logger.With(slog.String("component", "kvslocal")), streams: map[string]*stream{}, ops: map[string]int{}}
 	if err := s.load(); err != nil {
 		return nil, err
 	}
@@ -297,6 +339,7 @@ func (s *Server) load() error {
 	}
 	for _, st := range list {
 		st.persisted = map[int64]string{}
+		st.refused = map[string]int{}
 		s.streams[st.Name] = st
 		if frs, err := ReadFragments(s.StreamDir(st.Name)); err == nil {
 			for _, f := range frs[max(0, len(frs)-1000):] {
@@ -329,7 +372,7 @@ func (s *Server) newStreamLocked(name string, hours int32, mediaType string) *st
 	st := &stream{
 		Name: name, ARN: fmt.Sprintf("arn:aws:kinesisvideo:local:000000000000:stream/%s/%d", name, now.UnixMilli()),
 		Created: now, RetentionHours: hours, MediaType: mediaType, Version: strconv.FormatInt(now.UnixNano(), 36),
-		persisted: map[int64]string{},
+		persisted: map[int64]string{}, refused: map[string]int{},
 	}
 	s.streams[name] = st
 	s.saveLocked()
@@ -366,8 +409,12 @@ func errInvalid(format string, a ...any) *apiError {
 
 // ---- SigV4 ----
 
-// verify checks the request's SigV4 signature by signing it again with the
-// credentials of its access key ID.
+// verify checks the request's SigV4 signature the way AWS does: the
+// canonical request is built from the request itself over exactly the
+// headers its SignedHeaders lists (whatever they are: user-agent,
+// transfer-encoding, connection, expect, x-amzn-*), then signed with the
+// secret of its access key ID and compared. Algorithm:
+// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html
 func (s *Server) verify(r *http.Request, payloadHash string) *apiError {
 	auth := r.Header.Get("Authorization")
 	const algo = "AWS4-HMAC-SHA256 "
@@ -383,7 +430,7 @@ func (s *Server) verify(r *http.Request, payloadHash string) *apiError {
 	if len(scope) != 5 || scope[4] != "aws4_request" || fields["SignedHeaders"] == "" || fields["Signature"] == "" {
 		return &apiError{http.StatusForbidden, "IncompleteSignatureException", "Authorization header is malformed"}
 	}
-	akid, region, service := scope[0], scope[2], scope[3]
+	akid, day, region, service := scope[0], scope[1], scope[2], scope[3]
 	creds, ok := s.credentials(akid)
 	if !ok {
 		return &apiError{http.StatusForbidden, "UnrecognizedClientException", "The security token included in the request is invalid."}
@@ -397,39 +444,122 @@ func (s *Server) verify(r *http.Request, payloadHash string) *apiError {
 	if service != "kinesisvideo" {
 		return &apiError{http.StatusForbidden, "InvalidSignatureException", fmt.Sprintf("Credential should be scoped to correct service: 'kinesisvideo', not %q", service)}
 	}
-	t, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
-	if err != nil {
-		return &apiError{http.StatusForbidden, "IncompleteSignatureException", "X-Amz-Date is missing or malformed"}
+	date := r.Header.Get("X-Amz-Date")
+	if _, err := time.Parse("20060102T150405Z", date); err != nil || !strings.HasPrefix(date, day) {
+		return &apiError{http.StatusForbidden, "IncompleteSignatureException", "X-Amz-Date is missing, malformed or not of the credential scope's day"}
 	}
-	req, err := http.NewRequest(r.Method, "http://"+r.Host+r.URL.RequestURI(), nil)
-	if err != nil {
-		return &apiError{http.StatusBadRequest, "InvalidArgumentException", "bad request URI"}
+	signed := strings.Split(fields["SignedHeaders"], ";")
+	hasHost := false
+	for _, h := range signed {
+		hasHost = hasHost || h == "host"
 	}
-	req.Host = r.Host
-	for _, h := range strings.Split(fields["SignedHeaders"], ";") {
-		switch h {
-		case "host":
-		case "content-length":
-			req.ContentLength = r.ContentLength
-		default:
-			req.Header[http.CanonicalHeaderKey(h)] = r.Header.Values(h)
-		}
+	if !hasHost {
+		return &apiError{http.StatusForbidden, "InvalidSignatureException", "'Host' must be a signed header"}
 	}
-	signCreds := aws.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: r.Header.Get("X-Amz-Security-Token")}
-	if err := s.signer.SignHTTP(r.Context(), signCreds, req, payloadHash, service, region, t); err != nil {
-		return &apiError{http.StatusForbidden, "InvalidSignatureException", "cannot verify the signature"}
-	}
-	want := ""
-	for _, p := range strings.Split(strings.TrimPrefix(req.Header.Get("Authorization"), algo), ",") {
-		if k, v, _ := strings.Cut(strings.TrimSpace(p), "="); k == "Signature" {
-			want = v
-		}
-	}
+	canonical := CanonicalRequest(r, signed, payloadHash)
+	want := Signature(creds.SecretAccessKey, date, day+"/"+region+"/"+service+"/aws4_request", canonical)
 	if !hmac.Equal([]byte(want), []byte(fields["Signature"])) {
 		return &apiError{http.StatusForbidden, "InvalidSignatureException",
 			"The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."}
 	}
 	return nil
+}
+
+// CanonicalRequest is the SigV4 canonical request of r over the signed
+// header names (lower case, in SignedHeaders order, which is sorted).
+// Headers that Go's server moves out of r.Header are read where it puts
+// them: host (r.Host), content-length (r.ContentLength) and
+// transfer-encoding (r.TransferEncoding).
+func CanonicalRequest(r *http.Request, signed []string, payloadHash string) string {
+	var b strings.Builder
+	b.WriteString(r.Method)
+	b.WriteByte('\n')
+	path := r.URL.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	b.WriteString(path)
+	b.WriteByte('\n')
+	q := r.URL.Query()
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var qs []string
+	for _, k := range keys {
+		vs := append([]string(nil), q[k]...)
+		sort.Strings(vs)
+		for _, v := range vs {
+			qs = append(qs, uriEncode(k)+"="+uriEncode(v))
+		}
+	}
+	b.WriteString(strings.Join(qs, "&"))
+	b.WriteByte('\n')
+	for _, h := range signed {
+		var vals []string
+		switch h {
+		case "host":
+			vals = []string{r.Host}
+		case "content-length":
+			if v := r.Header.Values("Content-Length"); len(v) > 0 {
+				vals = v
+			} else if r.ContentLength >= 0 {
+				vals = []string{strconv.FormatInt(r.ContentLength, 10)}
+			}
+		case "transfer-encoding":
+			vals = r.Header.Values("Transfer-Encoding")
+			if len(vals) == 0 {
+				vals = r.TransferEncoding
+			}
+		default:
+			vals = r.Header.Values(h)
+		}
+		for i, v := range vals {
+			vals[i] = strings.Join(strings.Fields(v), " ")
+		}
+		b.WriteString(h)
+		b.WriteByte(':')
+		b.WriteString(strings.Join(vals, ","))
+		b.WriteByte('\n')
+	}
+	b.WriteByte('\n')
+	b.WriteString(strings.Join(signed, ";"))
+	b.WriteByte('\n')
+	b.WriteString(payloadHash)
+	return b.String()
+}
+
+// Signature is the hex SigV4 signature of a canonical request.
+func Signature(secret, amzDate, scope, canonical string) string {
+	sum := sha256.Sum256([]byte(canonical))
+	toSign := "AWS4-HMAC-SHA256\n" + amzDate + "\n" + scope + "\n" + hex.EncodeToString(sum[:])
+	parts := strings.Split(scope, "/")
+	k := hmacSHA256([]byte("AWS4"+secret), parts[0])
+	for _, p := range parts[1:] {
+		k = hmacSHA256(k, p)
+	}
+	return hex.EncodeToString(hmacSHA256(k, toSign))
+}
+
+func hmacSHA256(key []byte, data string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(data))
+	return m.Sum(nil)
+}
+
+// uriEncode is SigV4's URI encoding: everything but A-Za-z0-9-_.~ as %XY.
+func uriEncode(v string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }
 
 func (s *Server) credentials(akid string) (aws.Credentials, bool) {
@@ -598,5 +728,39 @@ func (s *Server) getDataEndpoint(in map[string]any) (any, *apiError) {
 	if _, e := s.lookupLocked(str(in, "StreamName"), str(in, "StreamARN"), true); e != nil {
 		return nil, e
 	}
+	if s.dataURL != "" {
+		return map[string]any{"DataEndpoint": s.dataURL}, nil
+	}
 	return map[string]any{"DataEndpoint": s.url}, nil
+}
+
+// SetDataEndpoint changes what GetDataEndpoint answers ("" for this
+// server's own URL), e.g. to send producers to an endpoint that fails.
+func (s *Server) SetDataEndpoint(url string) {
+	s.mu.Lock()
+	s.dataURL = url
+	s.mu.Unlock()
+}
+
+// Duplicates is the number of fragments of a stream stored although a
+// fragment with the same timecode was stored before (re-sends: AWS stores
+// them again too).
+func (s *Server) Duplicates(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.streams[name]; ok {
+		return st.duplicates
+	}
+	return 0
+}
+
+// Refused counts the PutMedia requests of a stream refused with an AWS
+// error type (e.g. "ClientLimitExceededException").
+func (s *Server) Refused(name, errorType string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.streams[name]; ok {
+		return st.refused[errorType]
+	}
+	return 0
 }

@@ -118,6 +118,7 @@ type ackLine struct {
 	FragmentTimecode int64
 	FragmentNumber   string
 	ErrorId          int
+	ErrorCode        string
 }
 
 // putMedia sends body in one PutMedia request and returns the acks.
@@ -181,18 +182,18 @@ func TestPutMediaRules(t *testing.T) {
 	srv := start(t, false)
 	const t0 = 1_700_000_000_000
 	// Good: three fragments, acks in order.
-	status, acks := putMedia(t, srv, "rules", body(avcc(), []int64{t0, t0 + 40}, []int64{t0 + 80, t0 + 120}, []int64{t0 + 160}))
+	status, acks := putMedia(t, srv, "rules", body(avcc(), []int64{t0, t0 + 40}, []int64{t0 + 1000, t0 + 1120}, []int64{t0 + 2000}))
 	var kinds []string
 	for _, a := range acks {
 		kinds = append(kinds, a.EventType)
 	}
 	want := "BUFFERING RECEIVED PERSISTED BUFFERING RECEIVED PERSISTED BUFFERING RECEIVED PERSISTED"
-	if status != 200 || strings.Join(kinds, " ") != want || acks[2].FragmentTimecode != t0 || acks[5].FragmentTimecode != t0+80 || acks[2].FragmentNumber == "" {
+	if status != 200 || strings.Join(kinds, " ") != want || acks[2].FragmentTimecode != t0 || acks[5].FragmentTimecode != t0+1000 || acks[2].FragmentNumber == "" {
 		t.Fatalf("status %d acks %+v", status, acks)
 	}
 	files, _ := srv.Files("rules")
 	frs, _ := srv.Fragments("rules")
-	if len(files) != 1 || len(frs) != 3 || frs[1].FrameTimecodes[1] != t0+120 {
+	if len(files) != 1 || len(frs) != 3 || frs[1].FrameTimecodes[1] != t0+1120 {
 		t.Fatalf("files %v fragments %+v", files, frs)
 	}
 	if st, err := os.Stat(files[0]); err != nil || st.Size() == 0 {
@@ -203,17 +204,21 @@ func TestPutMediaRules(t *testing.T) {
 		name string
 		body []byte
 		id   int
+		code string
+		tc   int64
 	}{
-		{"timecode lower than previous", body(avcc(), []int64{t0 + 100}), 4004},
-		{"fragment longer than 10 s", body(avcc(), []int64{t0 + 1000, t0 + 5000, t0 + 12000}), 4002},
-		{"no codec private", body(nil, []int64{t0 + 20000}), 4006},
-		{"not EBML", []byte("hello world, not matroska"), 4006},
+		{"timecode lower than previous", body(avcc(), []int64{t0 + 5000}, []int64{t0 + 3000}), 4004, "FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS", t0 + 3000},
+		{"fragment longer than 10 s", body(avcc(), []int64{t0 + 1000, t0 + 5000, t0 + 12000}), 4002, "MAX_FRAGMENT_DURATION_REACHED", t0 + 1000},
+		{"fragment shorter than 1 s", body(avcc(), []int64{t0, t0 + 400}, []int64{t0 + 500, t0 + 900}), 4002, "MIN_FRAGMENT_DURATION_REACHED", t0 + 500},
+		{"no codec private", body(nil, []int64{t0 + 20000}), 4006, "INVALID_MKV_DATA", -1},
+		{"not EBML", []byte("hello world, not matroska"), 4006, "INVALID_MKV_DATA", -1},
 	}
 	for _, c := range cases {
+		time.Sleep(200 * time.Millisecond) // within the 5 PutMedia requests per second
 		status, acks := putMedia(t, srv, "rules", c.body)
 		last := acks[len(acks)-1]
-		if status != 200 || last.EventType != "ERROR" || last.ErrorId != c.id {
-			t.Errorf("%s: status %d acks %+v, want ERROR %d", c.name, status, acks, c.id)
+		if status != 200 || last.EventType != "ERROR" || last.ErrorId != c.id || last.ErrorCode != c.code || last.FragmentTimecode != c.tc {
+			t.Errorf("%s: status %d acks %+v, want ERROR %d %s at %d", c.name, status, acks, c.id, c.code, c.tc)
 		}
 	}
 	// Unknown stream, strict endpoint: 404 ResourceNotFoundException.

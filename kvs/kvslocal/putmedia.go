@@ -9,11 +9,28 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/skyline-go/skyline/kvs/internal/mkv"
 )
 
 const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+// streamLevel is the FragmentTimecode of an ERROR acknowledgement that is
+// about the request, not a fragment (AWS sends -1).
+const streamLevel = -1
+
+// ackCodes are the PutMedia acknowledgement ErrorCode names of the error
+// ids (API_dataplane_PutMedia.html, Acknowledgement ErrorId).
+var ackCodes = map[int]string{
+	4000: "STREAM_READ_ERROR", 4001: "MAX_FRAGMENT_SIZE_REACHED", 4002: "MAX_FRAGMENT_DURATION_REACHED",
+	4003: "MAX_CONNECTION_DURATION_REACHED", 4004: "FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS",
+	4005: "MORE_THAN_ALLOWED_TRACKS_FOUND", 4006: "INVALID_MKV_DATA", 4007: "INVALID_PRODUCER_TIMESTAMP",
+	4008: "STREAM_NOT_ACTIVE", 4009: "FRAGMENT_METADATA_LIMIT_REACHED", 4010: "TRACK_NUMBER_MISMATCH",
+	4011: "FRAMES_MISSING_FOR_TRACK", 5000: "INTERNAL_ERROR", 5001: "ARCHIVAL_ERROR",
+}
 
 // ack is a PutMedia acknowledgement line.
 type ack struct {
@@ -27,26 +44,35 @@ type ack struct {
 // ackFail ends a PutMedia stream with an ERROR acknowledgement.
 type ackFail struct {
 	id   int
-	code string
+	code string // "" : ackCodes[id]
 	tc   int64
 	msg  string
+}
+
+func fail(id int, tc int64, format string, a ...any) *ackFail {
+	return &ackFail{id: id, code: ackCodes[id], tc: tc, msg: fmt.Sprintf(format, a...)}
 }
 
 func (e *ackFail) Error() string { return fmt.Sprintf("error %d (%s): %s", e.id, e.code, e.msg) }
 
 // session is one PutMedia connection.
 type session struct {
-	s      *Server
-	st     *stream
-	w      http.ResponseWriter
-	rc     *http.ResponseController
-	rd     *mkv.Reader
-	header []byte // EBML header, Segment start, Info, Tracks (raw)
-	codec  []byte
-	track  uint64
-	scale  uint64
-	file   *os.File
-	fname  string
+	s   *Server
+	st  *stream
+	wmu sync.Mutex // acknowledgement writes (the reader and the idle watcher)
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	// lastData: Clock time (unix ns) of the last body bytes read.
+	lastData atomic.Int64
+	idle     atomic.Bool
+	prevTC   int64 // previous fragment's timecode on this connection (-1: none)
+	rd       *mkv.Reader
+	header   []byte // EBML header, Segment start, Info, Tracks (raw)
+	codec    []byte
+	track    uint64
+	scale    uint64
+	file     *os.File
+	fname    string
 
 	// the fragment being received
 	inFrag   bool
@@ -54,8 +80,23 @@ type session struct {
 	raw      []byte
 	frames   []int64
 	firstKey bool
+	keys     int
 	bytes    int
 	num      string
+}
+
+// activity records the Clock time of every read of the body.
+type activity struct {
+	r  io.Reader
+	ss *session
+}
+
+func (a activity) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if n > 0 {
+		a.ss.lastData.Store(a.ss.s.cfg.Clock.Now().UnixNano())
+	}
+	return n, err
 }
 
 func (s *Server) putMedia(w http.ResponseWriter, r *http.Request) {
@@ -84,11 +125,31 @@ func (s *Server) putMedia(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	st, e := s.lookupLocked(name, "", true)
+	if e == nil && !s.cfg.Lenient {
+		// At most PutMediaTPS requests per second per stream (wall clock,
+		// as the service counts them), refused ones included.
+		now := time.Now()
+		recent := st.calls[:0]
+		for _, t := range st.calls {
+			if now.Sub(t) < time.Second {
+				recent = append(recent, t)
+			}
+		}
+		st.calls = append(recent, now)
+		if len(recent) >= PutMediaTPS {
+			e = &apiError{http.StatusBadRequest, "ClientLimitExceededException",
+				fmt.Sprintf("PutMedia on %s: more than %d requests per second", name, PutMediaTPS)}
+		}
+	}
 	if e == nil && st.active {
 		e = &apiError{http.StatusBadRequest, "ConnectionLimitExceededException", "a PutMedia connection to " + name + " is already open"}
 	}
 	if e != nil {
+		if st != nil {
+			st.refused[e.typ]++
+		}
 		s.mu.Unlock()
+		s.log.Warn("PutMedia refused", "stream", name, "error", e.typ)
 		writeErr(w, e)
 		return
 	}
@@ -106,16 +167,29 @@ func (s *Server) putMedia(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_ = rc.Flush()
-	ss := &session{s: s, st: st, w: w, rc: rc, rd: mkv.NewReader(r.Body), scale: 1_000_000}
+	ss := &session{s: s, st: st, w: w, rc: rc, scale: 1_000_000, prevTC: -1}
+	ss.lastData.Store(s.cfg.Clock.Now().UnixNano())
+	ss.rd = mkv.NewReader(activity{r.Body, ss})
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go ss.watchIdle(stop, watched)
 	err := ss.run()
+	close(stop)
+	<-watched
 	if ss.file != nil {
 		_ = ss.file.Close()
 	}
 	var af *ackFail
 	switch {
+	case ss.idle.Load():
+		s.log.Info("PutMedia connection closed: idle", "stream", name, "after", s.cfg.IdleTimeout)
 	case errors.As(err, &af):
 		s.log.Warn("PutMedia fragment rejected", "stream", name, "error", af)
-		ss.ack(ack{EventType: "ERROR", FragmentTimecode: af.tc, ErrorId: af.id, ErrorCode: af.code})
+		code := af.code
+		if code == "" {
+			code = ackCodes[af.id]
+		}
+		ss.ack(ack{EventType: "ERROR", FragmentTimecode: af.tc, ErrorId: af.id, ErrorCode: code})
 	case err != nil:
 		s.log.Info("PutMedia connection ended", "stream", name, "error", err)
 	default:
@@ -123,7 +197,35 @@ func (s *Server) putMedia(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// watchIdle sends IDLE and ends the request when no data arrived for
+// IdleTimeout of Clock time (AWS ends a PutMedia session after 30 s
+// without data: limits.html, "PutMedia ... idle").
+func (ss *session) watchIdle(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	if ss.s.cfg.Lenient {
+		<-stop
+		return
+	}
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if ss.s.cfg.Clock.Now().UnixNano()-ss.lastData.Load() >= int64(ss.s.cfg.IdleTimeout) {
+			ss.idle.Store(true)
+			ss.ack(ack{EventType: "IDLE"})
+			_ = ss.rc.SetReadDeadline(time.Now()) // the body read returns: run ends
+			return
+		}
+	}
+}
+
 func (ss *session) ack(a ack) {
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
 	b, _ := json.Marshal(a)
 	_, _ = ss.w.Write(append(b, '\n'))
 	_ = ss.rc.Flush()
@@ -137,7 +239,7 @@ func (s *Server) nextNumber() string {
 }
 
 func invalidMKV(tc int64, format string, a ...any) error {
-	return &ackFail{4006, "INVALID_MKV_DATA", tc, fmt.Sprintf(format, a...)}
+	return fail(4006, tc, format, a...)
 }
 
 // run reads the body: EBML header, Segment, Info, Tracks, Clusters.
@@ -147,18 +249,18 @@ func (ss *session) run() error {
 		return nil
 	}
 	if err != nil {
-		return invalidMKV(0, "%v", err)
+		return invalidMKV(streamLevel, "%v", err)
 	}
 	if h.ID != mkv.IDEBML {
-		return invalidMKV(0, "the stream does not start with an EBML header")
+		return invalidMKV(streamLevel, "the stream does not start with an EBML header")
 	}
 	body, err := ss.rd.Body(h, 4096)
 	if err != nil {
-		return invalidMKV(0, "EBML header: %v", err)
+		return invalidMKV(streamLevel, "EBML header: %v", err)
 	}
 	kids, err := mkv.Children(body)
 	if err != nil {
-		return invalidMKV(0, "EBML header: %v", err)
+		return invalidMKV(streamLevel, "EBML header: %v", err)
 	}
 	doc := ""
 	for _, k := range kids {
@@ -167,11 +269,11 @@ func (ss *session) run() error {
 		}
 	}
 	if doc != "matroska" && doc != "webm" {
-		return invalidMKV(0, "DocType %q is not matroska", doc)
+		return invalidMKV(streamLevel, "DocType %q is not matroska", doc)
 	}
 	ss.header = append(append(ss.header, h.Raw...), body...)
 	if h, err = ss.rd.Next(); err != nil || h.ID != mkv.IDSegment {
-		return invalidMKV(0, "no Segment after the EBML header")
+		return invalidMKV(streamLevel, "no Segment after the EBML header")
 	}
 	ss.header = append(ss.header, h.Raw...)
 	var next *mkv.ElementHeader
@@ -199,10 +301,10 @@ func (ss *session) run() error {
 			}
 			next = n
 		case mkv.IDEBML:
-			return invalidMKV(0, "a second EBML header in one PutMedia stream")
+			return invalidMKV(streamLevel, "a second EBML header in one PutMedia stream")
 		default:
 			if h.Size < 0 {
-				return invalidMKV(0, "element 0x%X of unknown size", h.ID)
+				return invalidMKV(streamLevel, "element 0x%X of unknown size", h.ID)
 			}
 			if _, err := ss.rd.Body(h, MaxFragmentBytes); err != nil {
 				return readErr(err)
@@ -213,7 +315,7 @@ func (ss *session) run() error {
 
 func readErr(err error) error {
 	if errors.Is(err, mkv.ErrInvalid) {
-		return invalidMKV(0, "%v", err)
+		return invalidMKV(streamLevel, "%v", err)
 	}
 	return err // the connection broke: no ack
 }
@@ -221,7 +323,7 @@ func readErr(err error) error {
 func (ss *session) segmentInfo(h mkv.ElementHeader, body []byte) error {
 	kids, err := mkv.Children(body)
 	if err != nil {
-		return invalidMKV(0, "%v", err)
+		return invalidMKV(streamLevel, "%v", err)
 	}
 	if h.ID == mkv.IDInfo {
 		for _, k := range kids {
@@ -230,7 +332,7 @@ func (ss *session) segmentInfo(h mkv.ElementHeader, body []byte) error {
 			}
 		}
 		if ss.scale != 1_000_000 {
-			return invalidMKV(0, "TimecodeScale %d: kvslocal supports 1000000 (ms)", ss.scale)
+			return invalidMKV(streamLevel, "TimecodeScale %d: kvslocal supports 1000000 (ms)", ss.scale)
 		}
 	} else {
 		entries := 0
@@ -241,7 +343,7 @@ func (ss *session) segmentInfo(h mkv.ElementHeader, body []byte) error {
 			entries++
 			tk, err := mkv.Children(k.Data)
 			if err != nil {
-				return invalidMKV(0, "%v", err)
+				return invalidMKV(streamLevel, "%v", err)
 			}
 			codec := ""
 			for _, t := range tk {
@@ -255,11 +357,11 @@ func (ss *session) segmentInfo(h mkv.ElementHeader, body []byte) error {
 				}
 			}
 			if codec != mkv.CodecH264 {
-				return invalidMKV(0, "codec %q: kvslocal accepts %s", codec, mkv.CodecH264)
+				return invalidMKV(streamLevel, "codec %q: kvslocal accepts %s", codec, mkv.CodecH264)
 			}
 		}
 		if entries != 1 {
-			return &ackFail{4005, "MORE_THAN_ALLOWED_TRACKS_FOUND", 0, fmt.Sprintf("%d tracks; kvslocal accepts one", entries)}
+			return fail(4005, streamLevel, "%d tracks; kvslocal accepts one", entries)
 		}
 	}
 	ss.header = append(append(ss.header, h.Raw...), body...)
@@ -270,9 +372,9 @@ func (ss *session) segmentInfo(h mkv.ElementHeader, body []byte) error {
 // ended an unknown-size cluster, if any.
 func (ss *session) cluster(h mkv.ElementHeader) (*mkv.ElementHeader, error) {
 	if len(ss.codec) == 0 || ss.track == 0 {
-		return nil, invalidMKV(0, "Cluster before Tracks with a CodecPrivate")
+		return nil, invalidMKV(streamLevel, "Cluster before Tracks with a CodecPrivate")
 	}
-	ss.inFrag, ss.tc, ss.frames, ss.bytes, ss.firstKey = true, -1, ss.frames[:0], 0, false
+	ss.inFrag, ss.tc, ss.frames, ss.bytes, ss.firstKey, ss.keys = true, -1, ss.frames[:0], 0, false, 0
 	ss.raw = append(ss.raw[:0], h.Raw...)
 	end := int64(-1)
 	if h.Size >= 0 {
@@ -303,7 +405,7 @@ func (ss *session) cluster(h mkv.ElementHeader) (*mkv.ElementHeader, error) {
 		}
 		ss.bytes += len(c.Raw) + len(body)
 		if ss.bytes > MaxFragmentBytes {
-			return nil, &ackFail{4001, "FRAGMENT_SIZE_GREATER_THAN_LIMIT", ss.tc, "fragment larger than 50 MB"}
+			return nil, fail(4001, ss.tc, "fragment larger than 50 MB")
 		}
 		switch c.ID {
 		case mkv.IDTimecode:
@@ -312,16 +414,19 @@ func (ss *session) cluster(h mkv.ElementHeader) (*mkv.ElementHeader, error) {
 			return nil, invalidMKV(ss.tc, "BlockGroup: kvslocal accepts SimpleBlocks only")
 		case mkv.IDSimpleBlock:
 			if ss.tc < 0 {
-				return nil, invalidMKV(0, "SimpleBlock before the Cluster Timecode")
+				return nil, invalidMKV(streamLevel, "SimpleBlock before the Cluster Timecode")
 			}
 			b, err := mkv.ParseSimpleBlock(body)
 			if err != nil {
 				return nil, invalidMKV(ss.tc, "%v", err)
 			}
 			if b.Track != ss.track {
-				return nil, &ackFail{4010, "TRACK_NUMBER_MISMATCH", ss.tc, fmt.Sprintf("block of track %d, the track is %d", b.Track, ss.track)}
+				return nil, fail(4010, ss.tc, "block of track %d, the track is %d", b.Track, ss.track)
 			}
 			t := ss.tc + int64(b.Rel)
+			if b.Keyframe {
+				ss.keys++
+			}
 			if len(ss.frames) == 0 {
 				ss.firstKey = b.Keyframe
 				if !b.Keyframe {
@@ -333,10 +438,10 @@ func (ss *session) cluster(h mkv.ElementHeader) (*mkv.ElementHeader, error) {
 				ss.num = ss.s.nextNumber()
 				ss.ack(ack{EventType: "BUFFERING", FragmentTimecode: ss.tc, FragmentNumber: ss.num})
 			} else if t <= ss.frames[len(ss.frames)-1] {
-				return nil, &ackFail{4004, "FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS", ss.tc, fmt.Sprintf("frame timecode %d after %d", t, ss.frames[len(ss.frames)-1])}
+				return nil, fail(4004, ss.tc, "frame timecode %d after %d", t, ss.frames[len(ss.frames)-1])
 			}
 			if len(ss.frames) > 0 && t-ss.frames[0] > MaxFragmentDuration.Milliseconds() {
-				return nil, &ackFail{4002, "MAX_FRAGMENT_DURATION_REACHED", ss.tc, "fragment longer than 10 s"}
+				return nil, fail(4002, ss.tc, "fragment longer than 10 s")
 			}
 			ss.frames = append(ss.frames, t)
 		}
@@ -345,15 +450,29 @@ func (ss *session) cluster(h mkv.ElementHeader) (*mkv.ElementHeader, error) {
 	return nil, ss.finish()
 }
 
-// checkStart holds a fragment's first frame to the ordering rule.
+// checkStart holds a fragment's first frame to the ordering rules: after
+// the previous fragment of this connection, at least MinFragmentDuration
+// after its start. Across connections AWS promises no order check (Lenient
+// keeps the old check against the stream's last stored frame).
 func (ss *session) checkStart(t int64) error {
+	if ss.prevTC >= 0 && !ss.s.cfg.Lenient {
+		if ss.tc <= ss.prevTC {
+			return fail(4004, ss.tc, "fragment timecode %d not after the previous fragment's %d", ss.tc, ss.prevTC)
+		}
+		if d := ss.tc - ss.prevTC; d < MinFragmentDuration.Milliseconds() {
+			return &ackFail{id: 4002, code: "MIN_FRAGMENT_DURATION_REACHED", tc: ss.tc,
+				msg: fmt.Sprintf("fragment %d ms after the previous one: the minimum fragment duration is %v", d, MinFragmentDuration)}
+		}
+	}
+	if !ss.s.cfg.Lenient {
+		return nil
+	}
 	ss.s.mu.Lock()
 	last := ss.st.LastTimecode
 	_, dup := ss.st.persisted[ss.tc]
 	ss.s.mu.Unlock()
 	if t <= last && !dup {
-		return &ackFail{4004, "FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS", ss.tc,
-			fmt.Sprintf("fragment starts at %d, not after the previous fragment's last frame %d", t, last)}
+		return fail(4004, ss.tc, "fragment starts at %d, not after the previous fragment's last frame %d", t, last)
 	}
 	return nil
 }
@@ -368,12 +487,17 @@ func (ss *session) finish() error {
 		return nil // an empty cluster: nothing to store
 	}
 	s, st := ss.s, ss.st
+	ss.prevTC = ss.tc
 	s.mu.Lock()
 	num, dup := st.persisted[ss.tc]
+	retained := st.RetentionHours > 0
+	if dup && !s.cfg.Lenient {
+		st.duplicates++ // stored again, as AWS does: tests see re-sends
+	}
 	s.mu.Unlock()
-	if dup {
-		// A re-sent fragment this endpoint already persisted (its ack was
-		// lost): acknowledge it again, store it once.
+	if dup && s.cfg.Lenient {
+		// A re-sent fragment already stored: acknowledge it again, store
+		// it once (Lenient only).
 		ss.ack(ack{EventType: "RECEIVED", FragmentTimecode: ss.tc, FragmentNumber: num})
 		ss.ack(ack{EventType: "PERSISTED", FragmentTimecode: ss.tc, FragmentNumber: num})
 		return nil
@@ -383,22 +507,23 @@ func (ss *session) finish() error {
 	dir := s.StreamDir(st.Name)
 	if ss.file == nil {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return &ackFail{5000, "INTERNAL_ERROR", ss.tc, err.Error()}
+			return fail(5000, ss.tc, "%v", err)
 		}
 		ss.fname = fmt.Sprintf("%015d.mkv", ss.tc)
 		f, err := os.Create(filepath.Join(dir, ss.fname))
 		if err != nil {
-			return &ackFail{5000, "INTERNAL_ERROR", ss.tc, err.Error()}
+			return fail(5000, ss.tc, "%v", err)
 		}
 		ss.file = f
 		if _, err := f.Write(ss.header); err != nil {
-			return &ackFail{5000, "INTERNAL_ERROR", ss.tc, err.Error()}
+			return fail(5000, ss.tc, "%v", err)
 		}
 	}
 	if _, err := ss.file.Write(ss.raw); err != nil {
-		return &ackFail{5000, "INTERNAL_ERROR", ss.tc, err.Error()}
+		return fail(5000, ss.tc, "%v", err)
 	}
-	rec := Fragment{FragmentNumber: num, Timecode: ss.tc, FrameTimecodes: append([]int64(nil), ss.frames...), Keyframe: ss.firstKey, Bytes: len(ss.raw), File: ss.fname}
+	rec := Fragment{FragmentNumber: num, Timecode: ss.tc, FrameTimecodes: append([]int64(nil), ss.frames...), Keyframe: ss.firstKey,
+		Keyframes: ss.keys, Bytes: len(ss.raw), File: ss.fname}
 	line, _ := json.Marshal(rec)
 	idx, err := os.OpenFile(filepath.Join(dir, "fragments.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err == nil {
@@ -406,7 +531,7 @@ func (ss *session) finish() error {
 		_ = idx.Close()
 	}
 	if err != nil {
-		return &ackFail{5000, "INTERNAL_ERROR", ss.tc, err.Error()}
+		return fail(5000, ss.tc, "%v", err)
 	}
 	s.mu.Lock()
 	st.LastTimecode = ss.frames[len(ss.frames)-1]
@@ -421,6 +546,11 @@ func (ss *session) finish() error {
 	}
 	s.saveLocked()
 	s.mu.Unlock()
-	ss.ack(ack{EventType: "PERSISTED", FragmentTimecode: ss.tc, FragmentNumber: num})
+	// PERSISTED only when the stream keeps data: a stream without
+	// retention gets RECEIVED only (API_dataplane_PutMedia.html,
+	// "PERSISTED ... if the stream has a retention period").
+	if retained || s.cfg.Lenient {
+		ss.ack(ack{EventType: "PERSISTED", FragmentTimecode: ss.tc, FragmentNumber: num})
+	}
 	return nil
 }

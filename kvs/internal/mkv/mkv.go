@@ -47,6 +47,10 @@ const (
 	IDBlockGroup         = 0xA0
 	IDCues               = 0x1C53BB6B
 	IDTags               = 0x1254C367
+	IDTag                = 0x7373
+	IDSimpleTag          = 0x67C8
+	IDTagName            = 0x45A3
+	IDTagString          = 0x4487
 	IDVoid               = 0xEC
 )
 
@@ -177,6 +181,22 @@ func ClusterStart(b []byte, tc int64) []byte {
 	b = AppendID(b, IDCluster)
 	b = AppendSize(b, UnknownSize)
 	return AppendUint(b, IDTimecode, uint64(tc))
+}
+
+// EndOfFragmentTag is the tag name that ends the open fragment without
+// starting a new one (the producer SDK's EoFR: EOFR_METADATA_NAME in
+// amazon-kinesis-video-streams-pic src/client/src/Stream.h).
+const EndOfFragmentTag = "AWS_KINESISVIDEO_END_OF_FRAGMENT"
+
+// AppendEndOfFragment appends the Tags element the producer SDK sends to
+// close the open fragment (an EoFR frame: a SimpleTag named
+// EndOfFragmentTag with an empty value, mkvgenGenerateTagsChain in the PIC).
+// It ends the unknown-size Cluster before it.
+func AppendEndOfFragment(b []byte) []byte {
+	st := AppendString(nil, IDTagName, EndOfFragmentTag)
+	st = AppendString(st, IDTagString, "")
+	tag := AppendMaster(nil, IDSimpleTag, st)
+	return AppendMaster(b, IDTags, AppendMaster(nil, IDTag, tag))
 }
 
 // AppendSimpleBlock appends a SimpleBlock of track 1 at rel ms from the

@@ -149,6 +149,9 @@ func TestNativeIdlePause(t *testing.T) {
 	for d := time.Second; d <= 19*time.Second; d += time.Second {
 		clock.Set(last.Add(d))
 	}
+	// The client looks at the clock every 250 ms (real time): give it a
+	// few looks at 19 s of silence before concluding nothing happened.
+	time.Sleep(time.Second)
 	if st := dst.Stats(); st.Persisted != st.Fragments-1 {
 		t.Fatalf("fragment closed before 20 s of silence: %+v", st)
 	}

@@ -869,10 +869,12 @@ func (d *Native) newCredentials(ctx context.Context, cur aws.Credentials) bool {
 	if cur.Expires.After(now) && cur.Expires.Before(d.credCheckAt) {
 		d.credCheckAt = cur.Expires // a cache hands out new ones once they expire
 	}
-	if changed {
+	if changed && (!c.CanExpire || c.Expires.After(now)) {
 		d.fresh = &c
 		return true
 	}
+	// New ones already expired would only be refused by the next
+	// connection: keep the live one, authorised at its start.
 	if err != nil {
 		d.log.Warn("credential refresh failed; keeping the connection", "error", err, "retry_in", d.credBackoff)
 	}

@@ -99,7 +99,7 @@ func TestNativeRetentionZero(t *testing.T) {
 	}
 	ev := newEvents()
 	clock := newTestClock(time.Unix(1_700_000_000, 0))
-	dst, err := kvs.NewNative(nativeConfig(srv, clock, ev)) // default CloseTimeout: 10 s
+	dst, err := kvs.NewNative(nativeConfig(srv, clock, ev)) // default CloseTimeout
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,7 +99,7 @@ func TestNativeRetentionZero(t *testing.T) {
 	}
 	ev := newEvents()
 	clock := newTestClock(time.Unix(1_700_000_000, 0))
-	dst, err := kvs.NewNative(nativeConfig(srv, clock, ev)) // default CloseTimeout: 10 s
+	dst, err := kvs.NewNative(nativeConfig(srv, clock, ev)) // default CloseTimeout
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +149,9 @@ func TestNativeIdlePause(t *testing.T) {
 	for d := time.Second; d <= 19*time.Second; d += time.Second {
 		clock.Set(last.Add(d))
 	}
+	// The client looks at the clock every 250 ms (real time): give it a
+	// few looks at 19 s of silence before concluding nothing happened.
+	time.Sleep(time.Second)
 	if st := dst.Stats(); st.Persisted != st.Fragments-1 {
 		t.Fatalf("fragment closed before 20 s of silence: %+v", st)
 	}
@@ -215,4 +218,65 @@ func TestNativeReloadsEndpoint(t *testing.T) {
 	if s.sl.State() != skyline.StateStopped {
 		t.Fatalf("state %v", s.sl.State())
 	}
+}
+
+// staleAfter hands out the same temporary credentials until switchAt of
+// its clock, then different ones that are already expired (a source whose
+// credentials are stale, or a clock ahead of it).
+type staleAfter struct {
+	tempProvider
+	switchAt time.Time
+}
+
+func (p *staleAfter) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	p.mu.Lock()
+	n := len(p.issued)
+	p.mu.Unlock()
+	now := p.clock.Now()
+	if n == 1 && now.Before(p.switchAt) {
+		return p.issued[0], nil
+	}
+	if n == 0 || n == 1 {
+		c, err := p.tempProvider.Retrieve(ctx)
+		if n == 1 {
+			p.mu.Lock()
+			p.issued[1].Expires = now.Add(-time.Minute)
+			c = p.issued[1]
+			p.mu.Unlock()
+		}
+		return c, err
+	}
+	return p.issued[1], nil
+}
+
+// New credentials that are already expired do not replace the live
+// connection's: the connection, authorised at its start, goes on (the
+// next connection would be refused), and the provider is asked again
+// later.
+func TestNativeKeepsConnectionOverExpiredCredentials(t *testing.T) {
+	const w, h, fps, n = 160, 120, 5, 400 // 80 s: the first credentials expire at 90 s
+	clock := newTestClock(time.Unix(1_700_000_000, 0))
+	p := &staleAfter{tempProvider: tempProvider{clock: clock, ttl: 90 * time.Second}, switchAt: clock.Now().Add(65 * time.Second)}
+	srv := startLocal(t, kvslocal.Config{Lookup: p.lookup, Clock: clock})
+	ev := newEvents()
+	cfg := nativeConfig(srv, clock, ev)
+	cfg.Credentials = p
+	dst, err := kvs.NewNative(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStream(t, dst, w, h, fps, clock, 100)
+	s.putPaced(n, 10, 1, dst, ev)
+	if err := s.sl.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	st := dst.Stats()
+	t.Logf("stats %+v; %d credentials issued", st, p.count())
+	if p.count() != 2 {
+		t.Fatalf("%d credentials issued: the provider was not asked after it went stale", p.count())
+	}
+	if c := count(ev.snapshot(), kvs.EventError); c != 0 || st.Errors != 0 || st.Connections != 1 {
+		t.Fatalf("%d error events, stats %+v: the live connection was given up for expired credentials", c, st)
+	}
+	checkStored(t, srv, "cam1", s, n)
 }

@@ -65,7 +65,7 @@ const (
 	DefaultRetryBufferDuration   = 2 * time.Minute
 	DefaultMinBackoff            = 500 * time.Millisecond
 	DefaultMaxBackoff            = 30 * time.Second
-	DefaultCloseTimeout          = 10 * time.Second
+	DefaultCloseTimeout          = 4 * time.Second
 	DefaultMaxConnectionDuration = 30 * time.Minute
 	DefaultRediscoverInterval    = 45 * time.Minute
 	DefaultRetentionHours        = 24
@@ -124,7 +124,10 @@ type Config struct {
 	// long. Default 45 min.
 	RediscoverInterval time.Duration
 	// CloseTimeout bounds how long Close waits for outstanding fragments
-	// to be persisted. Default 10 s.
+	// to be persisted; those that are not are given up, counted and
+	// reported. Default 4 s: under the SkyLine's DrainTimeout (default
+	// 5 s), past which Stop detaches the destination instead (raise both
+	// together).
 	CloseTimeout time.Duration
 
 	// OnEvent receives connection, acknowledgement, error and loss events

@@ -48,7 +48,10 @@ const idleFragmentAfter = 20 * time.Second
 // putMediaInterval: PutMedia requests of one stream start at least this
 // far apart. KVS allows 5 PutMedia requests per second per stream and one
 // connection (API_dataplane_PutMedia.html; more: ClientLimitExceeded).
-const putMediaInterval = 200 * time.Millisecond
+// 250 ms, not 200: requests sent exactly 200 ms apart reach the service
+// with network and scheduling jitter, and then 6 can land within one
+// second.
+const putMediaInterval = 250 * time.Millisecond
 
 // credentialWindow: within this of their expiry, the connection's
 // credentials are looked up again at fragment boundaries; the connection
@@ -869,10 +872,12 @@ func (d *Native) newCredentials(ctx context.Context, cur aws.Credentials) bool {
 	if cur.Expires.After(now) && cur.Expires.Before(d.credCheckAt) {
 		d.credCheckAt = cur.Expires // a cache hands out new ones once they expire
 	}
-	if changed {
+	if changed && (!c.CanExpire || c.Expires.After(now)) {
 		d.fresh = &c
 		return true
 	}
+	// New ones already expired would only be refused by the next
+	// connection: keep the live one, authorised at its start.
 	if err != nil {
 		d.log.Warn("credential refresh failed; keeping the connection", "error", err, "retry_in", d.credBackoff)
 	}

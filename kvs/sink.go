@@ -332,6 +332,18 @@ func (s *Sink) Refresh(now time.Time) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := s.creds.Retrieve(ctx)
+	if inv, ok := s.creds.(interface{ Invalidate() }); ok && err == nil && s.cfg.KVSSink.Credentials == CredentialsFile &&
+		sameCredentials(c, s.fileCredentials()) {
+		// The SDK's CredentialsCache (the standard chain) hands out the
+		// same credentials until they expire; the file would then declare
+		// them expired (FileExpiryAfterRefresh) while nothing newer is
+		// available, and kvssink refuses a credential file whose expiry
+		// is past (STATUS_IOT_EXPIRATION_OCCURS_IN_PAST, convertTimestampToEpoch
+		// in amazon-kinesis-video-streams-producer-c src/source/Common/Util.c).
+		// Inside the refresh window, ask the cache for new ones.
+		inv.Invalidate()
+		c, err = s.creds.Retrieve(ctx)
+	}
 	if err == nil && s.cfg.KVSSink.Credentials == CredentialsFile && sameCredentials(c, s.fileCredentials()) {
 		// The provider (a cache) returns the file's credentials again:
 		// nothing to write; ask again later, backing off, and at the latest

@@ -134,3 +134,40 @@ func TestFileCredentialsWithCache(t *testing.T) {
 		t.Fatalf("%d credentials issued, %d file writes: want one write per new credentials", p.count(), st.CredentialRefreshes)
 	}
 }
+
+// The file handler over the SDK's credentials cache (the standard chain):
+// at every second the file holds credentials whose declared expiry is
+// still ahead. kvssink re-reads the file when its credentials near their
+// declared expiry and refuses an expiry in the past
+// (STATUS_IOT_EXPIRATION_OCCURS_IN_PAST, convertTimestampToEpoch in
+// amazon-kinesis-video-streams-producer-c src/source/Common/Util.c), so a
+// file that declares its credentials expired while the cache still hands
+// out the same ones leaves kvssink without credentials.
+func TestFileCredentialsReadableWithCache(t *testing.T) {
+	start := time.Now().Add(24 * time.Hour).Truncate(time.Second)
+	clock := newTestClock(start)
+	p, cache := cachedTempCredentials(clock, 15*time.Minute)
+	cfg := sinkConfig(t, kvs.CredentialsFile, cache, clock)
+	s, err := kvs.NewSink(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for now := start; now.Before(start.Add(50 * time.Minute)); now = now.Add(time.Second) {
+		clock.Set(now)
+		s.BeforePut(now)
+		s.Wait()
+		text, _ := readFile(t, s.CredentialPath())
+		f := strings.Split(strings.TrimSpace(text), "\t")
+		declared, err := time.Parse("2006-01-02T15:04:05Z", f[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if declared.Before(now) {
+			t.Fatalf("at %v the file declares %s expired since %v: kvssink cannot read it (%d credentials issued)",
+				now.Sub(start), f[1], now.Sub(declared), p.count())
+		}
+	}
+	if st := s.Stats(); st.Errors != 0 || p.count() < 4 {
+		t.Fatalf("stats %+v, %d credentials issued", st, p.count())
+	}
+}

@@ -3,7 +3,7 @@
 // and PutMedia over plain HTTP, as strict as AWS where it matters to
 // producers: SigV4 verified over the request's own SignedHeaders (as AWS
 // does: kvssink's user-agent, transfer-encoding, connection and x-amzn-*
-// headers included), 5 PutMedia requests per second and one connection per
+// headers included) and dated within 5 minutes of the wall clock, 5 PutMedia requests per second and one connection per
 // stream (ClientLimitExceededException, ConnectionLimitExceededException),
 // MKV validation (fragments 1 s..10 s and <= 50 MB, timecodes increasing
 // within a connection, codec private present), IDLE and the end of a
@@ -76,6 +76,9 @@ const (
 	// DefaultIdleTimeout: a PutMedia connection that receives no data for
 	// this long gets an IDLE acknowledgement and is closed.
 	DefaultIdleTimeout = 30 * time.Second
+	// maxSkew: how far a request's X-Amz-Date may be from the endpoint's
+	// wall clock (403 InvalidSignatureException "Signature expired").
+	maxSkew = 5 * time.Minute
 )
 
 // Clock supplies the time (credential expiry checks).
@@ -445,8 +448,22 @@ func (s *Server) verify(r *http.Request, payloadHash string) *apiError {
 		return &apiError{http.StatusForbidden, "InvalidSignatureException", fmt.Sprintf("Credential should be scoped to correct service: 'kinesisvideo', not %q", service)}
 	}
 	date := r.Header.Get("X-Amz-Date")
-	if _, err := time.Parse("20060102T150405Z", date); err != nil || !strings.HasPrefix(date, day) {
+	signedAt, err := time.Parse("20060102T150405Z", date)
+	if err != nil || !strings.HasPrefix(date, day) {
 		return &apiError{http.StatusForbidden, "IncompleteSignatureException", "X-Amz-Date is missing, malformed or not of the credential scope's day"}
+	}
+	// A signature is good for 5 minutes either side of the service's
+	// (wall) clock: older requests cannot be replayed, and a producer
+	// whose clock is off is refused (reference_sigv-create-signed-request.html:
+	// "the request must reach AWS within five minutes of the time stamp").
+	if now := time.Now().UTC(); !s.cfg.Lenient && (signedAt.Before(now.Add(-maxSkew)) || signedAt.After(now.Add(maxSkew))) {
+		const f = "20060102T150405Z"
+		if signedAt.Before(now) {
+			return &apiError{http.StatusForbidden, "InvalidSignatureException", fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - 5 min.)",
+				date, now.Add(-maxSkew).Format(f), now.Format(f))}
+		}
+		return &apiError{http.StatusForbidden, "InvalidSignatureException", fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + 5 min.)",
+			date, now.Add(maxSkew).Format(f), now.Format(f))}
 	}
 	signed := strings.Split(fields["SignedHeaders"], ";")
 	hasHost := false

@@ -101,7 +101,8 @@ func TestSignatureTable(t *testing.T) {
 		body    []byte
 		headers map[string]string // sent and signed (besides host, x-amz-date)
 		after   func(r *http.Request)
-		hash    string // x-amz-content-sha256 header ("" none)
+		hash    string        // x-amz-content-sha256 header ("" none)
+		age     time.Duration // signed this long ago
 		want    int
 		errType string
 	}{
@@ -138,12 +139,20 @@ func TestSignatureTable(t *testing.T) {
 				"x-amzn-producer-start-timestamp": "1700000000.000"},
 			after: func(r *http.Request) { r.Header.Set("X-Amz-Content-Sha256", sha([]byte("x"))) },
 			want:  403, errType: "InvalidSignatureException"},
+		{name: "signed 6 minutes ago", path: "/describeStream", body: ctl, age: 6 * time.Minute,
+			headers: map[string]string{"user-agent": "AWS-SDK-KVS"}, want: 403, errType: "InvalidSignatureException"},
+		{name: "signed 6 minutes ahead", path: "/putMedia", body: media, age: -6 * time.Minute,
+			headers: map[string]string{"transfer-encoding": "chunked", "x-amzn-stream-name": "sig", "x-amzn-fragment-timecode-type": "ABSOLUTE",
+				"x-amzn-producer-start-timestamp": "1700000000.000"},
+			want: 403, errType: "InvalidSignatureException"},
+		{name: "signed 4 minutes ago", path: "/describeStream", body: ctl, age: 4 * time.Minute,
+			headers: map[string]string{"user-agent": "AWS-SDK-KVS"}, want: 200},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			time.Sleep(250 * time.Millisecond) // within 5 PutMedia requests per second
 			req, _ := http.NewRequest("POST", srv.URL()+c.path, bytes.NewReader(c.body))
-			amzDate := time.Now().UTC().Format("20060102T150405Z")
+			amzDate := time.Now().Add(-c.age).UTC().Format("20060102T150405Z")
 			signed := map[string]string{"host": host, "x-amz-date": amzDate}
 			for k, v := range c.headers {
 				signed[k] = v

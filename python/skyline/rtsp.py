@@ -50,12 +50,12 @@ class RTSPServer:
             raise ValueError("port %r: want a number 0..65535" % (port,)) from None
         if not 0 <= p <= 65535:
             raise ValueError("port %r: want a number 0..65535" % (port,))
-        self._port = p
         self._bound = None
         self.streams = {}  # path -> RTSPSkyLine (or None for a bare add_stream)
         self.error = None
         self._engine = Engine(skyline_bin, self.logger)
-        self._engine.replay.append({"op": "server", "port": p, "udp": bool(udp)})
+        self._server_msg = {"op": "server", "port": p, "udp": bool(udp)}
+        self._engine.replay.append(self._server_msg)
         self._listen_msg = {"op": "listen"}
         self._engine.on_death(self._on_death)
 
@@ -82,13 +82,16 @@ class RTSPServer:
             sl.close()
 
     def start(self) -> None:
-        """Starts serving (starts the engine when needed).
+        """Starts serving (starts the engine when needed). Serving already:
+        nothing to do.
 
         Raises:
             RuntimeError: the engine cannot start or the port cannot be bound
                 (e.g. in use); the streams of this server go to ERROR with the
                 same reason (:attr:`SkyLine.error`).
         """
+        if self._bound is not None and self._engine.alive():
+            return  # already serving (a second start, as gst-rtsp-server's attach allowed)
         self.logger.info("Starting RTSPServer")
         try:
             self._engine.ensure()
@@ -101,6 +104,10 @@ class RTSPServer:
             raise EngineError("RTSPServer: %s" % e) from None
         self.error = None
         self._bound = rep.get("port")
+        if self._bound:
+            # port 0: a restarted engine listens on the port picked now, so
+            # that the URLs given out stay valid
+            self._server_msg["port"] = self._bound
         if self._listen_msg not in self._engine.replay:
             self._engine.replay.append(self._listen_msg)
 
@@ -118,7 +125,7 @@ class RTSPServer:
     @property
     def port(self) -> int:
         """The port the server listens on (the bound one after start)."""
-        return self._bound or self._port
+        return self._bound or self._server_msg["port"]
 
     def urls(self) -> List[str]:
         """The URLs of the streams, ``rtsp://127.0.0.1:PORT/PATH``."""

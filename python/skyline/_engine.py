@@ -150,7 +150,6 @@ class Engine:
         self.last_exit = None
         self.replay = []  # requests sent again after a restart, in order
         self._closed = False
-        self._expected_exit = None  # the reason when we end the child ourselves
         _engines.add(self)
 
     # process lifetime
@@ -200,7 +199,7 @@ class Engine:
                 self.request(dict(msg))
         except EngineError as e:
             # half set up: end it, so that the next ensure starts afresh
-            self._expected_exit = str(e)
+            proc._skyline_expected = str(e)
             proc.kill()
             proc.wait()
             raise
@@ -344,10 +343,13 @@ class Engine:
         tail = [line for line in self._stderr_tail if line]
         if tail and code != 0:
             reason += "; last error: " + tail[-1]
-        if self._expected_exit:
-            reason, self._expected_exit = self._expected_exit, None
+        reason = getattr(proc, "_skyline_expected", None) or reason
         with self._lock:
             proc._skyline_dead = True
+            if proc is not self._proc:
+                # the end of a process already replaced (its reader thread
+                # came late): the new one's requests and streams are not its
+                return
             self._last_error = reason
             self.last_exit = code
             pending, self._pending = self._pending, {}

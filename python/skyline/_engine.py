@@ -67,6 +67,9 @@ class Ring:
     Args:
         slots: number of slots (frames in flight), 1..64.
         slot_size: bytes of pixels per slot (rounded up to 64).
+
+    Raises:
+        EngineError: the ring does not fit in /dev/shm.
     """
 
     _counter = itertools.count(1)
@@ -81,6 +84,16 @@ class Ring:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.ftruncate(fd, size)
+            try:
+                # reserve the pages now: writing into a sparse shared file past
+                # the filesystem's room (/dev/shm is 64 MB in a default Docker
+                # container) is SIGBUS, for us and the engine
+                os.posix_fallocate(fd, 0, size)
+            except OSError as e:
+                free = shutil.disk_usage(base).free
+                raise EngineError("ring of %d slots of %d bytes (%.1f MB) does not fit in %s (%.1f MB free): %s; "
+                                  "use fewer ring_slots, smaller frames or a larger %s (docker run --shm-size)"
+                                  % (slots, self.slot_size, size / 1e6, base, free / 1e6, e.strerror, base)) from None
             self.mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         except BaseException:
             os.unlink(self.path)

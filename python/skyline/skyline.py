@@ -358,7 +358,11 @@ class SkyLine(ABC):
         if reason is not None:
             self._set_state(SkyLine.State.ERROR, reason)
             return False
-        ring = Ring(self._slots, width * height * 4)
+        try:
+            ring = Ring(self._slots, width * height * 4)
+        except EngineError as e:
+            self._set_state(SkyLine.State.ERROR, str(e))
+            return False
         session = self._session
         msg = {"op": "start", "stream": self._sid, "fps": fps, "width": width, "height": height,
                "session": session, "ring": ring.path, "slots": ring.slots, "slot_size": ring.slot_size}

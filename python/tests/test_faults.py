@@ -3,7 +3,11 @@ port 0 across an engine restart, objects dropped without close(), a /dev/shm
 too small for the ring. Each keeps the stream (or reports ERROR with the
 reason) and never crashes the Python process."""
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 from helpers import free_port, put_until
@@ -11,6 +15,8 @@ from helpers import free_port, put_until
 from skyline import RTSPServer, RTSPSkyLine, SkyLine
 
 S = SkyLine.State
+PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def test_start_twice_keeps_streaming():
     with RTSPServer(port=free_port(), udp=False) as srv:
@@ -37,6 +43,39 @@ def test_port_zero_keeps_its_url_after_an_engine_restart():
         assert sl.state is S.STREAMING, sl.error
         assert srv.port == port and sl.url == "rtsp://127.0.0.1:%d/zero" % port
         assert srv.urls() == [sl.url]
+
+
+def test_ring_larger_than_dev_shm_is_error_not_sigbus():
+    # /dev/shm is 64 MB in a default Docker container: a 4K ring (4 slots of
+    # 3840x2160x4) does not fit. Here a 16 MB tmpfs on /dev/shm (a private mount
+    # namespace) and 1920x1080 (33 MB): the stream is ERROR with the reason, the
+    # process lives on (writing into a sparse shared file past the filesystem's
+    # room is SIGBUS).
+    unshare = shutil.which("unshare")
+    assert unshare, "unshare (util-linux) is needed"
+    script = textwrap.dedent("""
+        import sys, time, numpy as np
+        sys.path.insert(0, %r)
+        from skyline import RTSPServer, RTSPSkyLine
+        with RTSPServer(port=%d, udp=False) as srv:
+            sl = RTSPSkyLine(srv, "/big")
+            srv.start()
+            sl.start_streaming(30, 1920, 1080)
+            print(sl.state.name, sl.error, flush=True)
+            for _ in range(8):  # every slot of the ring
+                sl.put(np.zeros((1080, 1920, 3), np.uint8))
+                time.sleep(0.05)
+            sl.start_streaming(30, 640, 480)  # fits
+            print(sl.state.name, flush=True)
+    """) % (PKG, free_port())
+    ns = [unshare, "-m"] if os.geteuid() == 0 else [unshare, "-r", "-m"]
+    inner = "mount -t tmpfs -o size=16m tmpfs /dev/shm && exec \"$0\" -c \"$1\""
+    p = subprocess.run(ns + ["sh", "-c", inner, sys.executable, script], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr[-2000:])
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("ERROR ") and "/dev/shm" in lines[0], lines
+    assert lines[1] == "STREAMING", lines
 
 
 def test_late_end_of_a_replaced_engine_changes_nothing():

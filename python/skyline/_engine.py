@@ -218,9 +218,10 @@ class Engine:
             raise
         return True
 
-    def close(self):
+    def close(self, wait=True):
         """Ends the child: closes its stdin (it finishes its streams cleanly)
-        and waits up to 10 s, then kills it."""
+        and waits up to 10 s, then kills it. wait=False (a finalizer of a
+        collected object) does the waiting on a thread."""
         with self._lock:
             self._closed = True
             proc = self._proc
@@ -230,11 +231,10 @@ class Engine:
             proc.stdin.close()
         except OSError:
             pass
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if not wait:
+            threading.Thread(target=_reap, args=(proc,), daemon=True, name="skyline-engine-reap").start()
+            return
+        _reap(proc)
 
     # protocol
 
@@ -305,18 +305,22 @@ class Engine:
             except (OSError, ValueError):
                 return False
 
+    # Callbacks are held weakly: the reader threads keep the Engine alive
+    # while its child runs, and they must not keep the Python objects (an
+    # RTSPServer, a SkyLine) alive too, or a dropped object would never end
+    # its child (see the finalizers in rtsp.py and kvs.py).
+
     def listen(self, stream_id, fn):
-        self._listeners[stream_id] = fn
+        self._listeners[stream_id] = _weak(fn)
 
     def unlisten(self, stream_id):
         self._listeners.pop(stream_id, None)
 
     def on_death(self, fn):
-        self._on_death.append(fn)
+        self._on_death.append(_weak(fn))
 
     def off_death(self, fn):
-        if fn in self._on_death:
-            self._on_death.remove(fn)
+        self._on_death = [r for r in self._on_death if r() not in (None, fn)]
 
     def _read_stdout(self, proc):
         for raw in proc.stdout:
@@ -325,24 +329,28 @@ class Engine:
             except ValueError:
                 self.logger.warning("engine: unreadable line %r", raw[:200])
                 continue
-            if "ev" in msg:
-                fn = self._listeners.get(msg.get("stream"))
-                if fn:
-                    fn(msg)
-                continue
-            with self._lock:
-                waiter = self._pending.pop(msg.get("id"), None)
-            if waiter is None:
-                continue
-            target, slot = waiter
-            if slot is None:
-                target(msg, msg.get("error", "") if not msg.get("ok") else "")
-            else:
-                slot["reply"] = msg
-                target.set()
+            self._dispatch(msg)  # a call: no callback stays referenced by this loop
         # EOF: the child ended (or closed stdout).
         code = proc.wait()
         self._died(proc, code)
+
+    def _dispatch(self, msg):
+        if "ev" in msg:
+            ref = self._listeners.get(msg.get("stream"))
+            fn = ref() if ref else None
+            if fn:
+                fn(msg)
+            return
+        with self._lock:
+            waiter = self._pending.pop(msg.get("id"), None)
+        if waiter is None:
+            return
+        target, slot = waiter
+        if slot is None:
+            target(msg, msg.get("error", "") if not msg.get("ok") else "")
+        else:
+            slot["reply"] = msg
+            target.set()
 
     def _died(self, proc, code):
         if code is not None and code < 0:
@@ -375,8 +383,10 @@ class Engine:
                 target.set()
         if not closed:
             self.logger.error("%s", reason)
-            for fn in list(self._on_death):
-                fn(reason)
+            for ref in list(self._on_death):
+                fn = ref()
+                if fn:
+                    fn(reason)
 
     def _read_stderr(self, proc):
         for raw in proc.stderr:
@@ -393,6 +403,21 @@ class Engine:
             if level >= logging.WARNING:
                 self._stderr_tail = (self._stderr_tail + [text])[-5:]
             self.logger.log(level, "engine: %s", text)
+
+
+def _weak(fn):
+    """A weak reference to a bound method (a strong one to a plain function)."""
+    if hasattr(fn, "__self__"):
+        return weakref.WeakMethod(fn)
+    return lambda: fn
+
+
+def _reap(proc):
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 _PY_LEVEL = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}

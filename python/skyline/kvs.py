@@ -26,6 +26,7 @@ import logging
 import os
 import tempfile
 import threading
+import weakref
 from abc import ABC
 from typing import Any, Callable, Optional
 
@@ -256,6 +257,8 @@ class KVSSkyLine(SkyLine):
         self._kvs.update(credentials_handler.engine_fields())
         self._needs_plugin_path = backend == "kvssink"  # kvssink comes from GST_PLUGIN_PATH
         super().__init__(*args, **kwargs)
+        # dropped without close(): the engine ends the stream cleanly and exits
+        self._finalizer = weakref.finalize(self, self._engine.close, False)
 
     def _add_request(self):
         return {"kind": "kvs", "kvs": self._kvs}
@@ -267,4 +270,5 @@ class KVSSkyLine(SkyLine):
 
     def close(self) -> None:
         super().close()
+        self._finalizer.detach()
         self._engine.close()

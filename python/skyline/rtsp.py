@@ -20,6 +20,7 @@ The streams are at ``rtsp://127.0.0.1:8554/stream1`` and ``.../stream2``.
 """
 
 import logging
+import weakref
 from typing import Any, List, Optional
 
 from ._engine import Engine, EngineError
@@ -58,6 +59,8 @@ class RTSPServer:
         self._engine.replay.append(self._server_msg)
         self._listen_msg = {"op": "listen"}
         self._engine.on_death(self._on_death)
+        # dropped without close(): the engine ends (and frees the port)
+        self._finalizer = weakref.finalize(self, self._engine.close, False)
 
     def _on_death(self, reason):
         self._bound = None
@@ -141,6 +144,7 @@ class RTSPServer:
         for sl in list(self.streams.values()):
             if sl is not None:
                 sl.close()
+        self._finalizer.detach()
         self._engine.close()
 
     def __enter__(self):

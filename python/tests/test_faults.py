@@ -2,6 +2,7 @@
 port 0 across an engine restart, objects dropped without close(), a /dev/shm
 too small for the ring. Each keeps the stream (or reports ERROR with the
 reason) and never crashes the Python process."""
+import gc
 import os
 import shutil
 import signal
@@ -10,9 +11,9 @@ import sys
 import textwrap
 
 import numpy as np
-from helpers import free_port, put_until
+from helpers import free_port, put_until, wait_pid_gone
 
-from skyline import RTSPServer, RTSPSkyLine, SkyLine
+from skyline import KVSInlineCredentialsHandler, KVSSkyLine, RTSPServer, RTSPSkyLine, SkyLine
 
 S = SkyLine.State
 PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,6 +44,38 @@ def test_port_zero_keeps_its_url_after_an_engine_restart():
         assert sl.state is S.STREAMING, sl.error
         assert srv.port == port and sl.url == "rtsp://127.0.0.1:%d/zero" % port
         assert srv.urls() == [sl.url]
+
+
+def test_dropped_server_ends_its_engine_and_frees_its_port():
+    port = free_port()
+
+    def serve():
+        srv = RTSPServer(port=port, udp=False)
+        sl = RTSPSkyLine(srv, "/dropped")
+        srv.start()
+        sl.start_streaming(30, 64, 48)
+        put_until(sl, np.zeros((48, 64, 3), np.uint8))
+        return srv.engine_pid
+
+    pid = serve()  # neither closed nor kept: garbage
+    gc.collect()
+    assert wait_pid_gone(pid, 10), "engine pid %d still running after its RTSPServer was collected" % pid
+    with RTSPServer(port=port, udp=False) as srv:
+        srv.start()  # the port is free again
+
+
+def test_dropped_kvs_skyline_ends_its_engine():
+    def stream():
+        sl = KVSSkyLine("us-east-1", "dropped", KVSInlineCredentialsHandler("AKIDDROPPED", "secret"),
+                        endpoint="http://127.0.0.1:%d" % free_port())  # nobody there: it retries
+        sl.start_streaming(30, 64, 48)
+        assert sl.state is S.STREAMING, sl.error
+        put_until(sl, np.zeros((48, 64, 3), np.uint8))
+        return sl.engine_pid
+
+    pid = stream()
+    gc.collect()
+    assert wait_pid_gone(pid, 15), "engine pid %d still running after its KVSSkyLine was collected" % pid
 
 
 def test_ring_larger_than_dev_shm_is_error_not_sigbus():

@@ -201,10 +201,11 @@ class Engine:
                 raise EngineError("cannot start %s: %s" % (path, e)) from e
             self._proc = proc
             self._stderr_tail = []
-            threading.Thread(target=self._read_stdout, args=(proc,), daemon=True,
+            err = threading.Thread(target=self._read_stderr, args=(proc,), daemon=True,
+                                   name="skyline-engine-err")
+            err.start()
+            threading.Thread(target=self._read_stdout, args=(proc, err), daemon=True,
                              name="skyline-engine-out").start()
-            threading.Thread(target=self._read_stderr, args=(proc,), daemon=True,
-                             name="skyline-engine-err").start()
         self.logger.info("skyline engine started: %s (pid %d)", path, proc.pid)
         try:
             self.request({"op": "hello"})
@@ -260,8 +261,9 @@ class Engine:
                 proc.stdin.write(line)
                 proc.stdin.flush()
             except (OSError, ValueError):
-                self._pending.pop(rid, None)
-                raise EngineError(self._last_error or "engine not running (stdin closed)")
+                # the child is ending: its reader thread completes this
+                # request with the reason (exit status, last error) below
+                pass
         if not ev.wait(timeout or self.REQUEST_TIMEOUT):
             with self._lock:
                 self._pending.pop(rid, None)
@@ -322,7 +324,7 @@ class Engine:
     def off_death(self, fn):
         self._on_death = [r for r in self._on_death if r() not in (None, fn)]
 
-    def _read_stdout(self, proc):
+    def _read_stdout(self, proc, stderr_reader):
         for raw in proc.stdout:
             try:
                 msg = json.loads(raw)
@@ -332,6 +334,7 @@ class Engine:
             self._dispatch(msg)  # a call: no callback stays referenced by this loop
         # EOF: the child ended (or closed stdout).
         code = proc.wait()
+        stderr_reader.join(2)  # its last lines are the reason (bounded: a grandchild may hold stderr)
         self._died(proc, code)
 
     def _dispatch(self, msg):

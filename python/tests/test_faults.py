@@ -129,3 +129,20 @@ def test_late_end_of_a_replaced_engine_changes_nothing():
         assert sl.state is S.STREAMING, sl.error
         put_until(sl, np.zeros((48, 64, 3), np.uint8))
         assert sl.stats()["engine_state"] == "STREAMING"
+
+
+def test_engine_that_exits_at_once_gives_its_last_error(tmp_path):
+    # The reason is read from stderr while the end is seen on stdout: both
+    # must be in, every time (it lacked "last error" about 1 time in 3).
+    fake = tmp_path / "skyline"
+    fake.write_text("#!/bin/sh\nexec 1>&-\necho 'skyline: cannot map the ring: boom' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    for _ in range(10):
+        srv = RTSPServer(port=0, udp=False, skyline_bin=str(fake))
+        try:
+            sl = RTSPSkyLine(srv, "/gone")
+            sl.start_streaming(30, 64, 48)
+            assert sl.state is S.ERROR
+            assert "exited with status 3; last error: skyline: cannot map the ring: boom" in sl.error, sl.error
+        finally:
+            srv.close()

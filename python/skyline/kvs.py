@@ -212,7 +212,11 @@ class KVSFileCredentialsHandler(KVSCredentialsHandler):
         else:
             fields = ["CREDENTIALS", credentials.access_key, credentials.secret_key]
         tmp = self.credentials_path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.unlink(tmp)  # a file left there (or planted: the default is in /tmp) keeps its owner and mode
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write("\t".join(fields) + "\n")
         os.replace(tmp, self.credentials_path)

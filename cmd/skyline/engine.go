@@ -572,6 +572,8 @@ func (st *engineStream) run() {
 			st.frame(m.Slot)
 		case "stop":
 			err := st.sl.Stop()
+			st.ring.close() // up to 64 slots of a 4K frame: not held while stopped
+			st.ring = nil
 			st.e.reply(m.ID, err, "state", st.sl.State().String())
 		case "state":
 			errText := ""

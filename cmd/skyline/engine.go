@@ -362,6 +362,7 @@ type engineStream struct {
 
 	session atomic.Int64
 	lost    uint64 // frames the ring held that SkyLine refused
+	retried uint64 // Puts refused (ErrQueueFull, in Stats.Dropped) and tried again: not a loss
 	bad     uint64 // frame lines naming a slot that was not full or malformed
 }
 
@@ -647,6 +648,7 @@ func (st *engineStream) frame(i int) {
 			st.lost++
 			return
 		}
+		st.retried++
 		time.Sleep(time.Millisecond)
 	}
 }
@@ -657,7 +659,8 @@ func (st *engineStream) stats() map[string]any {
 	for i, d := range s.Destinations {
 		dests[i] = map[string]any{"name": d.Name, "written": d.Written, "lost": d.Lost, "up": d.Up}
 	}
-	return map[string]any{"accepted": s.Accepted, "dropped": s.Dropped, "encoded": s.Encoded, "written": s.Written,
+	dropped := s.Dropped - min(s.Dropped, st.retried) // the refusals frame waited out lost nothing
+	return map[string]any{"accepted": s.Accepted, "dropped": dropped, "encoded": s.Encoded, "written": s.Written,
 		"encoded_bytes": s.EncodedBytes, "encoder": s.Encoder, "destinations": dests,
 		"engine_lost": st.lost, "engine_bad_slots": st.bad, "state": st.sl.State().String()}
 }

@@ -146,3 +146,19 @@ def test_engine_that_exits_at_once_gives_its_last_error(tmp_path):
             assert "exited with status 3; last error: skyline: cannot map the ring: boom" in sl.error, sl.error
         finally:
             srv.close()
+
+
+def test_dropped_counts_only_frames_lost():
+    # The engine waits out a full encoder queue (up to 1 s) for a frame put
+    # accepted; those waits are not drops (stats said dropped=3369 for 763
+    # frames put, all encoded).
+    with RTSPServer(port=free_port(), udp=False) as srv:
+        sl = RTSPSkyLine(srv, "/busy", queue_size=1)
+        sl.start_streaming(30, 1280, 720)
+        f = np.random.default_rng(1).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+        for _ in range(60):
+            put_until(sl, f)
+        sl.stop_streaming()  # every accepted frame is encoded
+        st = sl.stats()
+        assert st["accepted"] == st["put_accepted"] == 60, st
+        assert st["dropped"] == st["engine_lost"] == 0, st

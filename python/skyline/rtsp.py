@@ -68,6 +68,8 @@ class RTSPServer:
     def add_stream(self, mount_point: str, pipeline: Any = None) -> None:
         """Registers a path. RTSPSkyLine calls it; SkyLine builds the pipeline
         itself, so a GStreamer pipeline string is refused (ValueError)."""
+        if not isinstance(mount_point, str):
+            raise TypeError("mount_point %r: want a str such as \"/camera\"" % (mount_point,))
         if isinstance(pipeline, str):
             raise ValueError("RTSPServer.add_stream: GStreamer pipelines are not taken; "
                              "create RTSPSkyLine(server, %r) instead" % mount_point)
@@ -174,6 +176,8 @@ class RTSPSkyLine(SkyLine):
     def __init__(self, server: RTSPServer, path: str, *args: Any, **kwargs: Any) -> None:
         if not isinstance(server, RTSPServer):
             raise TypeError("server: want an RTSPServer, got %s" % type(server).__name__)
+        if not isinstance(path, str):
+            raise TypeError("path %r: want a str such as \"/camera\"" % (path,))
         self.server = server
         self.path = path if path.startswith("/") else "/" + path
         server.add_stream(self.path)

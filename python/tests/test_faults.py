@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 from helpers import free_port, put_until, wait_pid_gone
 
 from skyline import KVSInlineCredentialsHandler, KVSSkyLine, RTSPServer, RTSPSkyLine, SkyLine
@@ -29,6 +30,16 @@ def test_start_twice_keeps_streaming():
         put_until(sl, np.zeros((48, 64, 3), np.uint8))
         sl.start_streaming(30, 64, 48)
         assert sl.state is S.STREAMING, sl.error
+
+
+def test_path_that_is_not_a_str_is_a_type_error():
+    with RTSPServer(port=free_port(), udp=False) as srv:
+        for bad in (None, 5, b"/bytes"):
+            with pytest.raises(TypeError, match="path %r" % (bad,)):
+                RTSPSkyLine(srv, bad)
+            with pytest.raises(TypeError, match="mount_point"):
+                srv.add_stream(bad)
+        assert srv.streams == {}
 
 
 def test_port_zero_keeps_its_url_after_an_engine_restart():

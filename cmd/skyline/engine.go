@@ -359,6 +359,8 @@ type engineStream struct {
 	sl   *skyline.SkyLine
 	reqs chan engineMsg
 	ring *shmRing
+	web  *webrtc.Server // the browser page's server (web option), or nil
+	webP string         // this stream's path on it
 
 	session atomic.Int64
 	lost    uint64 // frames the ring held that SkyLine refused
@@ -438,6 +440,8 @@ func (st *engineStream) build(m engineMsg) error {
 		if err != nil {
 			return fail(fmt.Errorf("web %s: %w", o.Web, err))
 		}
+		st.web, st.webP = st.e.webs[o.Web], ws.Path()
+		cleanup = append(cleanup, func() { _ = st.web.RemoveStream(st.webP) })
 		dests = append(dests, ws)
 	}
 	sl, err := skyline.New(cfg, dests...)
@@ -588,6 +592,9 @@ func (st *engineStream) run() {
 			err := st.sl.Close()
 			if st.kind == "rtsp" && st.e.srv != nil {
 				_ = st.e.srv.RemoveStream(st.path)
+			}
+			if st.web != nil { // its path is free again, its page gone
+				_ = st.web.RemoveStream(st.webP)
 			}
 			st.ring.close()
 			st.e.reply(m.ID, err)

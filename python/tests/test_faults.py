@@ -173,3 +173,21 @@ def test_dropped_counts_only_frames_lost():
         st = sl.stats()
         assert st["accepted"] == st["put_accepted"] == 60, st
         assert st["dropped"] == st["engine_lost"] == 0, st
+
+
+def test_closed_stream_frees_its_browser_page():
+    import urllib.error
+    import urllib.request
+    web = "127.0.0.1:%d" % free_port()
+    with RTSPServer(port=free_port(), udp=False) as srv:
+        srv.start()
+        a = RTSPSkyLine(srv, "/web", web=web)
+        a.start_streaming(30, 64, 48)
+        assert urllib.request.urlopen("http://%s/web/" % web, timeout=5).status == 200
+        a.close()
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen("http://%s/web/" % web, timeout=5)
+        b = RTSPSkyLine(srv, "/web", web=web)  # the path is free again (was: "a stream already exists")
+        b.start_streaming(30, 64, 48)
+        assert b.state is S.STREAMING, b.error
+        assert urllib.request.urlopen("http://%s/web/" % web, timeout=5).status == 200

@@ -359,9 +359,12 @@ type engineStream struct {
 	sl   *skyline.SkyLine
 	reqs chan engineMsg
 	ring *shmRing
+	web  *webrtc.Server // the browser page's server (web option), or nil
+	webP string         // this stream's path on it
 
 	session atomic.Int64
 	lost    uint64 // frames the ring held that SkyLine refused
+	retried uint64 // Puts refused (ErrQueueFull, in Stats.Dropped) and tried again: not a loss
 	bad     uint64 // frame lines naming a slot that was not full or malformed
 }
 
@@ -437,6 +440,8 @@ func (st *engineStream) build(m engineMsg) error {
 		if err != nil {
 			return fail(fmt.Errorf("web %s: %w", o.Web, err))
 		}
+		st.web, st.webP = st.e.webs[o.Web], ws.Path()
+		cleanup = append(cleanup, func() { _ = st.web.RemoveStream(st.webP) })
 		dests = append(dests, ws)
 	}
 	sl, err := skyline.New(cfg, dests...)
@@ -572,6 +577,8 @@ func (st *engineStream) run() {
 			st.frame(m.Slot)
 		case "stop":
 			err := st.sl.Stop()
+			st.ring.close() // up to 64 slots of a 4K frame: not held while stopped
+			st.ring = nil
 			st.e.reply(m.ID, err, "state", st.sl.State().String())
 		case "state":
 			errText := ""
@@ -585,6 +592,9 @@ func (st *engineStream) run() {
 			err := st.sl.Close()
 			if st.kind == "rtsp" && st.e.srv != nil {
 				_ = st.e.srv.RemoveStream(st.path)
+			}
+			if st.web != nil { // its path is free again, its page gone
+				_ = st.web.RemoveStream(st.webP)
 			}
 			st.ring.close()
 			st.e.reply(m.ID, err)
@@ -645,6 +655,7 @@ func (st *engineStream) frame(i int) {
 			st.lost++
 			return
 		}
+		st.retried++
 		time.Sleep(time.Millisecond)
 	}
 }
@@ -655,7 +666,8 @@ func (st *engineStream) stats() map[string]any {
 	for i, d := range s.Destinations {
 		dests[i] = map[string]any{"name": d.Name, "written": d.Written, "lost": d.Lost, "up": d.Up}
 	}
-	return map[string]any{"accepted": s.Accepted, "dropped": s.Dropped, "encoded": s.Encoded, "written": s.Written,
+	dropped := s.Dropped - min(s.Dropped, st.retried) // the refusals frame waited out lost nothing
+	return map[string]any{"accepted": s.Accepted, "dropped": dropped, "encoded": s.Encoded, "written": s.Written,
 		"encoded_bytes": s.EncodedBytes, "encoder": s.Encoder, "destinations": dests,
 		"engine_lost": st.lost, "engine_bad_slots": st.bad, "state": st.sl.State().String()}
 }

@@ -137,6 +137,20 @@ func TestEngineProtocolBadRequests(t *testing.T) {
 	if st["engine_bad_slots"] != float64(2) || st["accepted"] != float64(0) {
 		t.Errorf("stats: %v", rep)
 	}
+	if !strings.Contains(mapsOf(t, e.cmd.Process.Pid), ring) {
+		t.Errorf("ring %s not mapped while streaming", ring)
+	}
+	if rep := e.call(map[string]any{"op": "stop", "stream": "s"}); rep["ok"] != true || rep["state"] != "STOPPED" {
+		t.Fatalf("stop: %v", rep)
+	}
+	if strings.Contains(mapsOf(t, e.cmd.Process.Pid), ring) {
+		t.Errorf("ring %s still mapped after stop", ring)
+	}
+	e.send(map[string]any{"op": "frame", "stream": "s", "slot": 0}) // after stop: counted, no crash
+	rep = e.call(map[string]any{"op": "stats", "stream": "s"})
+	if st, _ := rep["stats"].(map[string]any); st["engine_bad_slots"] != float64(3) {
+		t.Errorf("stats after stop: %v", rep)
+	}
 	_ = e.in.Close()
 	done := make(chan error, 1)
 	go func() { done <- e.cmd.Wait() }()
@@ -148,6 +162,16 @@ func TestEngineProtocolBadRequests(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("engine still running 15 s after EOF on stdin")
 	}
+}
+
+// mapsOf is /proc/pid/maps (the engine's mappings).
+func mapsOf(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestCredentialFile(t *testing.T) {

@@ -67,6 +67,9 @@ class Ring:
     Args:
         slots: number of slots (frames in flight), 1..64.
         slot_size: bytes of pixels per slot (rounded up to 64).
+
+    Raises:
+        EngineError: the ring does not fit in /dev/shm.
     """
 
     _counter = itertools.count(1)
@@ -81,6 +84,16 @@ class Ring:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.ftruncate(fd, size)
+            try:
+                # reserve the pages now: writing into a sparse shared file past
+                # the filesystem's room (/dev/shm is 64 MB in a default Docker
+                # container) is SIGBUS, for us and the engine
+                os.posix_fallocate(fd, 0, size)
+            except OSError as e:
+                free = shutil.disk_usage(base).free
+                raise EngineError("ring of %d slots of %d bytes (%.1f MB) does not fit in %s (%.1f MB free): %s; "
+                                  "use fewer ring_slots, smaller frames or a larger %s (docker run --shm-size)"
+                                  % (slots, self.slot_size, size / 1e6, base, free / 1e6, e.strerror, base)) from None
             self.mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         except BaseException:
             os.unlink(self.path)
@@ -150,7 +163,6 @@ class Engine:
         self.last_exit = None
         self.replay = []  # requests sent again after a restart, in order
         self._closed = False
-        self._expected_exit = None  # the reason when we end the child ourselves
         _engines.add(self)
 
     # process lifetime
@@ -189,10 +201,11 @@ class Engine:
                 raise EngineError("cannot start %s: %s" % (path, e)) from e
             self._proc = proc
             self._stderr_tail = []
-            threading.Thread(target=self._read_stdout, args=(proc,), daemon=True,
+            err = threading.Thread(target=self._read_stderr, args=(proc,), daemon=True,
+                                   name="skyline-engine-err")
+            err.start()
+            threading.Thread(target=self._read_stdout, args=(proc, err), daemon=True,
                              name="skyline-engine-out").start()
-            threading.Thread(target=self._read_stderr, args=(proc,), daemon=True,
-                             name="skyline-engine-err").start()
         self.logger.info("skyline engine started: %s (pid %d)", path, proc.pid)
         try:
             self.request({"op": "hello"})
@@ -200,15 +213,16 @@ class Engine:
                 self.request(dict(msg))
         except EngineError as e:
             # half set up: end it, so that the next ensure starts afresh
-            self._expected_exit = str(e)
+            proc._skyline_expected = str(e)
             proc.kill()
             proc.wait()
             raise
         return True
 
-    def close(self):
+    def close(self, wait=True):
         """Ends the child: closes its stdin (it finishes its streams cleanly)
-        and waits up to 10 s, then kills it."""
+        and waits up to 10 s, then kills it. wait=False (a finalizer of a
+        collected object) does the waiting on a thread."""
         with self._lock:
             self._closed = True
             proc = self._proc
@@ -218,11 +232,10 @@ class Engine:
             proc.stdin.close()
         except OSError:
             pass
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if not wait:
+            threading.Thread(target=_reap, args=(proc,), daemon=True, name="skyline-engine-reap").start()
+            return
+        _reap(proc)
 
     # protocol
 
@@ -248,8 +261,9 @@ class Engine:
                 proc.stdin.write(line)
                 proc.stdin.flush()
             except (OSError, ValueError):
-                self._pending.pop(rid, None)
-                raise EngineError(self._last_error or "engine not running (stdin closed)")
+                # the child is ending: its reader thread completes this
+                # request with the reason (exit status, last error) below
+                pass
         if not ev.wait(timeout or self.REQUEST_TIMEOUT):
             with self._lock:
                 self._pending.pop(rid, None)
@@ -293,44 +307,53 @@ class Engine:
             except (OSError, ValueError):
                 return False
 
+    # Callbacks are held weakly: the reader threads keep the Engine alive
+    # while its child runs, and they must not keep the Python objects (an
+    # RTSPServer, a SkyLine) alive too, or a dropped object would never end
+    # its child (see the finalizers in rtsp.py and kvs.py).
+
     def listen(self, stream_id, fn):
-        self._listeners[stream_id] = fn
+        self._listeners[stream_id] = _weak(fn)
 
     def unlisten(self, stream_id):
         self._listeners.pop(stream_id, None)
 
     def on_death(self, fn):
-        self._on_death.append(fn)
+        self._on_death.append(_weak(fn))
 
     def off_death(self, fn):
-        if fn in self._on_death:
-            self._on_death.remove(fn)
+        self._on_death = [r for r in self._on_death if r() not in (None, fn)]
 
-    def _read_stdout(self, proc):
+    def _read_stdout(self, proc, stderr_reader):
         for raw in proc.stdout:
             try:
                 msg = json.loads(raw)
             except ValueError:
                 self.logger.warning("engine: unreadable line %r", raw[:200])
                 continue
-            if "ev" in msg:
-                fn = self._listeners.get(msg.get("stream"))
-                if fn:
-                    fn(msg)
-                continue
-            with self._lock:
-                waiter = self._pending.pop(msg.get("id"), None)
-            if waiter is None:
-                continue
-            target, slot = waiter
-            if slot is None:
-                target(msg, msg.get("error", "") if not msg.get("ok") else "")
-            else:
-                slot["reply"] = msg
-                target.set()
+            self._dispatch(msg)  # a call: no callback stays referenced by this loop
         # EOF: the child ended (or closed stdout).
         code = proc.wait()
+        stderr_reader.join(2)  # its last lines are the reason (bounded: a grandchild may hold stderr)
         self._died(proc, code)
+
+    def _dispatch(self, msg):
+        if "ev" in msg:
+            ref = self._listeners.get(msg.get("stream"))
+            fn = ref() if ref else None
+            if fn:
+                fn(msg)
+            return
+        with self._lock:
+            waiter = self._pending.pop(msg.get("id"), None)
+        if waiter is None:
+            return
+        target, slot = waiter
+        if slot is None:
+            target(msg, msg.get("error", "") if not msg.get("ok") else "")
+        else:
+            slot["reply"] = msg
+            target.set()
 
     def _died(self, proc, code):
         if code is not None and code < 0:
@@ -344,10 +367,13 @@ class Engine:
         tail = [line for line in self._stderr_tail if line]
         if tail and code != 0:
             reason += "; last error: " + tail[-1]
-        if self._expected_exit:
-            reason, self._expected_exit = self._expected_exit, None
+        reason = getattr(proc, "_skyline_expected", None) or reason
         with self._lock:
             proc._skyline_dead = True
+            if proc is not self._proc:
+                # the end of a process already replaced (its reader thread
+                # came late): the new one's requests and streams are not its
+                return
             self._last_error = reason
             self.last_exit = code
             pending, self._pending = self._pending, {}
@@ -360,8 +386,10 @@ class Engine:
                 target.set()
         if not closed:
             self.logger.error("%s", reason)
-            for fn in list(self._on_death):
-                fn(reason)
+            for ref in list(self._on_death):
+                fn = ref()
+                if fn:
+                    fn(reason)
 
     def _read_stderr(self, proc):
         for raw in proc.stderr:
@@ -378,6 +406,21 @@ class Engine:
             if level >= logging.WARNING:
                 self._stderr_tail = (self._stderr_tail + [text])[-5:]
             self.logger.log(level, "engine: %s", text)
+
+
+def _weak(fn):
+    """A weak reference to a bound method (a strong one to a plain function)."""
+    if hasattr(fn, "__self__"):
+        return weakref.WeakMethod(fn)
+    return lambda: fn
+
+
+def _reap(proc):
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 _PY_LEVEL = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}

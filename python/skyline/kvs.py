@@ -26,6 +26,7 @@ import logging
 import os
 import tempfile
 import threading
+import weakref
 from abc import ABC
 from typing import Any, Callable, Optional
 
@@ -211,7 +212,11 @@ class KVSFileCredentialsHandler(KVSCredentialsHandler):
         else:
             fields = ["CREDENTIALS", credentials.access_key, credentials.secret_key]
         tmp = self.credentials_path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.unlink(tmp)  # a file left there (or planted: the default is in /tmp) keeps its owner and mode
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write("\t".join(fields) + "\n")
         os.replace(tmp, self.credentials_path)
@@ -256,6 +261,8 @@ class KVSSkyLine(SkyLine):
         self._kvs.update(credentials_handler.engine_fields())
         self._needs_plugin_path = backend == "kvssink"  # kvssink comes from GST_PLUGIN_PATH
         super().__init__(*args, **kwargs)
+        # dropped without close(): the engine ends the stream cleanly and exits
+        self._finalizer = weakref.finalize(self, self._engine.close, False)
 
     def _add_request(self):
         return {"kind": "kvs", "kvs": self._kvs}
@@ -267,4 +274,5 @@ class KVSSkyLine(SkyLine):
 
     def close(self) -> None:
         super().close()
+        self._finalizer.detach()
         self._engine.close()

@@ -20,6 +20,7 @@ The streams are at ``rtsp://127.0.0.1:8554/stream1`` and ``.../stream2``.
 """
 
 import logging
+import weakref
 from typing import Any, List, Optional
 
 from ._engine import Engine, EngineError
@@ -50,14 +51,16 @@ class RTSPServer:
             raise ValueError("port %r: want a number 0..65535" % (port,)) from None
         if not 0 <= p <= 65535:
             raise ValueError("port %r: want a number 0..65535" % (port,))
-        self._port = p
         self._bound = None
         self.streams = {}  # path -> RTSPSkyLine (or None for a bare add_stream)
         self.error = None
         self._engine = Engine(skyline_bin, self.logger)
-        self._engine.replay.append({"op": "server", "port": p, "udp": bool(udp)})
+        self._server_msg = {"op": "server", "port": p, "udp": bool(udp)}
+        self._engine.replay.append(self._server_msg)
         self._listen_msg = {"op": "listen"}
         self._engine.on_death(self._on_death)
+        # dropped without close(): the engine ends (and frees the port)
+        self._finalizer = weakref.finalize(self, self._engine.close, False)
 
     def _on_death(self, reason):
         self._bound = None
@@ -65,6 +68,8 @@ class RTSPServer:
     def add_stream(self, mount_point: str, pipeline: Any = None) -> None:
         """Registers a path. RTSPSkyLine calls it; SkyLine builds the pipeline
         itself, so a GStreamer pipeline string is refused (ValueError)."""
+        if not isinstance(mount_point, str):
+            raise TypeError("mount_point %r: want a str such as \"/camera\"" % (mount_point,))
         if isinstance(pipeline, str):
             raise ValueError("RTSPServer.add_stream: GStreamer pipelines are not taken; "
                              "create RTSPSkyLine(server, %r) instead" % mount_point)
@@ -82,13 +87,16 @@ class RTSPServer:
             sl.close()
 
     def start(self) -> None:
-        """Starts serving (starts the engine when needed).
+        """Starts serving (starts the engine when needed). Serving already:
+        nothing to do.
 
         Raises:
             RuntimeError: the engine cannot start or the port cannot be bound
                 (e.g. in use); the streams of this server go to ERROR with the
                 same reason (:attr:`SkyLine.error`).
         """
+        if self._bound is not None and self._engine.alive():
+            return  # already serving (a second start, as gst-rtsp-server's attach allowed)
         self.logger.info("Starting RTSPServer")
         try:
             self._engine.ensure()
@@ -101,6 +109,10 @@ class RTSPServer:
             raise EngineError("RTSPServer: %s" % e) from None
         self.error = None
         self._bound = rep.get("port")
+        if self._bound:
+            # port 0: a restarted engine listens on the port picked now, so
+            # that the URLs given out stay valid
+            self._server_msg["port"] = self._bound
         if self._listen_msg not in self._engine.replay:
             self._engine.replay.append(self._listen_msg)
 
@@ -118,7 +130,7 @@ class RTSPServer:
     @property
     def port(self) -> int:
         """The port the server listens on (the bound one after start)."""
-        return self._bound or self._port
+        return self._bound or self._server_msg["port"]
 
     def urls(self) -> List[str]:
         """The URLs of the streams, ``rtsp://127.0.0.1:PORT/PATH``."""
@@ -134,6 +146,7 @@ class RTSPServer:
         for sl in list(self.streams.values()):
             if sl is not None:
                 sl.close()
+        self._finalizer.detach()
         self._engine.close()
 
     def __enter__(self):
@@ -163,6 +176,8 @@ class RTSPSkyLine(SkyLine):
     def __init__(self, server: RTSPServer, path: str, *args: Any, **kwargs: Any) -> None:
         if not isinstance(server, RTSPServer):
             raise TypeError("server: want an RTSPServer, got %s" % type(server).__name__)
+        if not isinstance(path, str):
+            raise TypeError("path %r: want a str such as \"/camera\"" % (path,))
         self.server = server
         self.path = path if path.startswith("/") else "/" + path
         server.add_stream(self.path)

@@ -358,7 +358,11 @@ class SkyLine(ABC):
         if reason is not None:
             self._set_state(SkyLine.State.ERROR, reason)
             return False
-        ring = Ring(self._slots, width * height * 4)
+        try:
+            ring = Ring(self._slots, width * height * 4)
+        except EngineError as e:
+            self._set_state(SkyLine.State.ERROR, str(e))
+            return False
         session = self._session
         msg = {"op": "start", "stream": self._sid, "fps": fps, "width": width, "height": height,
                "session": session, "ring": ring.path, "slots": ring.slots, "slot_size": ring.slot_size}
@@ -425,8 +429,8 @@ class SkyLine(ABC):
                 gray or ``(height, width, 4)`` BGRA); any strides. A frame of
                 another size than the stream's is scaled to it.
             capture_time: when the frame was captured: seconds since the epoch
-                (``time.time()``) or a :class:`datetime.datetime`; sets its
-                timestamp. Default: now.
+                (``time.time()``, also a numpy number) or a
+                :class:`datetime.datetime`; sets its timestamp. Default: now.
 
         Returns:
             ``True`` if the frame was handed to the stream (it will be
@@ -437,11 +441,13 @@ class SkyLine(ABC):
 
         Raises:
             TypeError: frame is None or not a numpy array.
-            ValueError: wrong dtype or shape (the message names it).
+            ValueError: wrong dtype or shape (the message names it), or a
+                capture_time that is not finite or beyond int64 nanoseconds.
 
         Never waits for the engine: it costs one copy of the frame.
         """
         checked = check_frame(frame)
+        capture_ns = _capture_ns(capture_time)
         st = self._state
         if st is SkyLine.State.STREAMING:
             with self._lock:
@@ -451,7 +457,7 @@ class SkyLine(ABC):
                 if not ring.free():
                     self._put_refused += 1
                     return False
-                i = self._write(ring, frame, checked, _capture_ns(capture_time))
+                i = self._write(ring, frame, checked, capture_ns)
             if not self._engine.send_raw(self._doorbells[i]):
                 return False
             self._put_ok += 1
@@ -482,7 +488,7 @@ class SkyLine(ABC):
             width = self.video_width or (w + 1) // 2 * 2
             height = self.video_height or (h + 1) // 2 * 2
             self.logger.info("Finished FPS meter warmup. Determined fps=%f, width=%d, height=%d", fps, width, height)
-            ok = self._open(fps, width, height, (frame, checked, _capture_ns(capture_time)))
+            ok = self._open(fps, width, height, (frame, checked, capture_ns))
         if ok:
             self._put_ok += 1
         return ok
@@ -558,13 +564,23 @@ class SkyLine(ABC):
 
 
 def _capture_ns(t):
+    """capture_time (seconds since the epoch, a numpy number, or a datetime) in
+    Unix nanoseconds. Raises TypeError or ValueError naming it."""
     if t is None:
         return time.time_ns()
     if isinstance(t, datetime.datetime):
-        return int(t.timestamp() * 1e9)
-    if isinstance(t, (int, float)) and not isinstance(t, bool):
-        return int(t * 1e9)
-    raise TypeError("capture_time %r: want seconds since the epoch or a datetime" % (t,))
+        s = t.timestamp()
+    elif isinstance(t, (int, float, np.integer, np.floating)) and not isinstance(t, bool):
+        s = float(t)
+    else:
+        raise TypeError("capture_time %r: want seconds since the epoch or a datetime" % (t,))
+    if not -_MAX_CAPTURE_S < s < _MAX_CAPTURE_S:  # also NaN and infinities
+        raise ValueError("capture_time %r: want seconds since the epoch (finite, within +-%.0f)" % (t, _MAX_CAPTURE_S))
+    return int(s * 1e9)
+
+
+_MAX_CAPTURE_S = 9.2e9
+"""Largest capture_time magnitude, in seconds: Unix nanoseconds fit in an int64 (the engine's slot header)."""
 
 
 def _resize_into(frame, dst):

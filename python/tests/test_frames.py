@@ -46,6 +46,30 @@ def test_bad_input_table(stream):
     assert st["engine_lost"] == 0 and st["engine_bad_slots"] == 0, st
 
 
+BAD_CAPTURE_TIMES = [
+    ("now", TypeError, "capture_time 'now'"),
+    (float("nan"), ValueError, "capture_time nan"),
+    (float("inf"), ValueError, "capture_time inf"),
+    (1e30, ValueError, "capture_time 1e\\+30"),  # was struct.error
+]
+
+
+def test_capture_time_table(stream):
+    import datetime
+    import time
+    _, sl = stream
+    f = np.zeros((H, W, 3), np.uint8)
+    for bad, exc, words in BAD_CAPTURE_TIMES:
+        with pytest.raises(exc, match=words):
+            sl.put(f, capture_time=bad)
+    now = time.time()
+    for good in [now, int(now), np.float64(now), np.int64(now), np.float32(now),
+                 datetime.datetime.now(datetime.timezone.utc)]:
+        put_until(sl, f, capture_time=good)  # numpy numbers are numbers
+    st = sl.stats()
+    assert st["state"] == "STREAMING" and st["engine_bad_slots"] == 0, st
+
+
 def test_formats_and_views_decode(stream):
     srv, sl = stream
     bg = background(2 * W, 2 * H, 3.0)

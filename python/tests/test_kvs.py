@@ -69,6 +69,23 @@ def test_kvs_local_with_each_credentials_handler(kind, kvslocal, tmp_path, monke
     assert ns == list(range(N)), ns
 
 
+def test_credentials_file_is_private_whatever_was_there(tmp_path):
+    # A .tmp left by someone else (the default path is in /tmp), readable by
+    # all or a symlink, must not receive the secret.
+    path = tmp_path / "credentials.txt"
+    tmp = tmp_path / "credentials.txt.tmp"
+    tmp.write_text("old")
+    tmp.chmod(0o644)
+    KVSFileCredentialsHandler(str(path), AK, SK)
+    assert os.stat(path).st_mode & 0o077 == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("")
+    tmp.symlink_to(elsewhere)
+    KVSFileCredentialsHandler(str(path), AK, SK)
+    assert elsewhere.read_text() == "" and os.stat(path).st_mode & 0o077 == 0
+    assert path.read_text() == "CREDENTIALS\t%s\t%s\n" % (AK, SK)
+
+
 def test_inline_refuses_temporary_credentials():
     with pytest.raises(RuntimeError, match="refreshable"):
         KVSInlineCredentialsHandler(AK, SK, aws_session_token="token")

@@ -7,6 +7,10 @@
 //     stream), access unit received by the client (last RTP packet),
 //     picture decoded;
 //   - time from PLAY to the first decoded picture for late joiners;
+//   - the same two figures at third-party players started as processes
+//     (ffmpeg with its defaults and with the low-delay options the README
+//     gives, GStreamer's rtspsrc latency=0), next to the in-process client,
+//     as ratios (clients.go);
 //   - CPU % of one core of the SkyLine process at 1280x720@30 with one
 //     viewer (an external ffmpeg), next to a bare gst-launch pipeline with
 //     the same encoder settings fed the same frames, in the same run.
@@ -18,7 +22,8 @@
 // number drawn into each picture read back from its luma. -decoder ffmpeg
 // decodes with a low-delay ffmpeg process instead (a cross-check).
 //
-// Run: go run ./bench/rtsp (about a minute; -cpu 0 skips the CPU part).
+// Run: go run ./bench/rtsp (about three minutes; -cpu 0 skips the CPU part,
+// -ext-joins 0 the third-party players; -v prints each player's timed log).
 package main
 
 import (
@@ -60,7 +65,12 @@ var (
 	decoderArg = flag.String("decoder", "gst", "client decoder: gst (in-process avdec_h264) or ffmpeg (low-delay ffmpeg process)")
 	variants   = flag.String("variants", "", "A/B mode: encoder property sets separated by \";\" (\"-\" for none), "+
 		"e.g. \"-;threads=2\"; each is measured -rounds times, interleaved, for -latency each")
-	rounds = flag.Int("rounds", 3, "A/B mode: rounds")
+	rounds     = flag.Int("rounds", 3, "A/B mode: rounds")
+	extJoins   = flag.Int("ext-joins", 3, "joins of each third-party player (0 skips them)")
+	extWindow  = flag.Duration("ext-window", 4*time.Second, "steady-state window of each third-party player join")
+	ffVariants = flag.String("ffmpeg", ";-probesize 32 -flags low_delay;-fflags nobuffer -probesize 32 -flags low_delay",
+		"ffmpeg players: input options of each, separated by \";\" (empty: defaults)")
+	verbose = flag.Bool("v", false, "print each third-party player join's log (stderr, PLAY, first picture), timed")
 )
 
 // abTest measures Put -> decoded for each encoder property set in turn,
@@ -143,7 +153,9 @@ func main() {
 	st, err := srv.AddStream("/bench", rtsp.StreamOptions{})
 	check(err)
 	tp := &tap{at: map[time.Duration]time.Time{}}
-	sl, err := skyline.New(skyline.Config{NoDotEnv: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, st, tp)
+	joinEv := &joinEvents{ch: make(chan time.Time, 8)}
+	sl, err := skyline.New(skyline.Config{NoDotEnv: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnEvent: joinEv.onEvent}, st, tp)
 	check(err)
 	defer sl.Close()
 	check(sl.Start(skyline.Params{FPS: fps, Width: w, Height: h}))
@@ -199,7 +211,28 @@ func main() {
 			len(firsts), firsts[0].Round(100*time.Microsecond), pct(firsts, 0.5), firsts[len(firsts)-1].Round(100*time.Microsecond))
 	}
 
-	// 3. CPU with one external viewer, then a bare pipeline.
+	// 3. Third-party players, next to the in-process client.
+	if *extJoins > 0 {
+		var d []time.Duration
+		for _, r := range recs {
+			d = append(d, r.dec.Sub(r.put))
+		}
+		sortD(d)
+		inP50, inP95 := pct(d, 0.5), pct(d, 0.95)
+		inFirst := pct(firsts, 0.5)
+		res := measureClients(url, f, joinEv)
+		fmt.Printf("third-party players (%d joins each; PLAY -> first picture with a readable number; "+
+			"Put -> picture on stdout, from %v after the first picture for %v):\n", *extJoins, settle, *extWindow)
+		fmt.Printf("  %-52s first picture median %7v (max %7v)   Put->decoded p50 %7v p95 %7v\n",
+			"in-process client (gortsplib + avdec_h264), above", inFirst, pct(firsts, 1), inP50, inP95)
+		for _, r := range res {
+			fmt.Printf("  %-52s first picture median %7v (max %7v) %5s   Put->decoded p50 %7v p95 %7v %5s  (%d pictures)\n",
+				r.name, r.firstMed, r.firstMax, ratio(r.firstMed, inFirst), r.p50, r.p95, ratio(r.p50, inP50), r.frames)
+		}
+		fmt.Println("  (ratios: against the in-process client of this run; first-picture target <= 150 ms)")
+	}
+
+	// 4. CPU with one external viewer, then a bare pipeline.
 	if *cpuFor > 0 {
 		viewer := exec.Command("ffmpeg", "-v", "error", "-nostdin", "-rtsp_transport", "tcp", "-i", url, "-f", "null", "-")
 		check(viewer.Start())

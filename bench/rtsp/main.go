@@ -56,7 +56,10 @@ import (
 	"github.com/skyline-go/skyline/rtsp"
 )
 
-const w, h, fps = 1280, 720, 30
+const w, h = 1280, 720
+
+// fps is the stream's frame rate (-fps).
+var fps = 30
 
 var (
 	latencyFor = flag.Duration("latency", 15*time.Second, "latency measurement window")
@@ -66,6 +69,7 @@ var (
 	variants   = flag.String("variants", "", "A/B mode: encoder property sets separated by \";\" (\"-\" for none), "+
 		"e.g. \"-;threads=2\"; each is measured -rounds times, interleaved, for -latency each")
 	rounds     = flag.Int("rounds", 3, "A/B mode: rounds")
+	fpsFlag    = flag.Int("fps", 30, "frame rate (a low one shows a player's wait for the next picture plainly)")
 	extJoins   = flag.Int("ext-joins", 3, "joins of each third-party player (0 skips them)")
 	extWindow  = flag.Duration("ext-window", 4*time.Second, "steady-state window of each third-party player join")
 	ffVariants = flag.String("ffmpeg", ";-probesize 32 -flags low_delay;-fflags nobuffer -probesize 32 -flags low_delay",
@@ -94,7 +98,7 @@ func abTest(srv *rtsp.Server, frames [][]byte) {
 			sl, err := skyline.New(skyline.Config{NoDotEnv: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 				Encoder: skyline.Encoder{Properties: props}}, st, tp)
 			check(err)
-			check(sl.Start(skyline.Params{FPS: fps, Width: w, Height: h}))
+			check(sl.Start(skyline.Params{FPS: float64(fps), Width: w, Height: h}))
 			f := &feeder{sl: sl, tap: tp, frames: frames, putAt: map[int]time.Time{}, retAt: map[int]time.Time{}}
 			stop := make(chan struct{})
 			done := make(chan struct{})
@@ -139,6 +143,7 @@ func sortD(d []time.Duration) { sort.Slice(d, func(i, j int) bool { return d[i] 
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
+	fps = *fpsFlag
 	check(gst.Init())
 	frames := makeFrames()
 	srv, err := rtsp.NewServer(rtsp.ServerConfig{Address: "127.0.0.1:0", DisableUDP: true, DisableMulticast: true,
@@ -158,7 +163,7 @@ func main() {
 		OnEvent: joinEv.onEvent}, st, tp)
 	check(err)
 	defer sl.Close()
-	check(sl.Start(skyline.Params{FPS: fps, Width: w, Height: h}))
+	check(sl.Start(skyline.Params{FPS: float64(fps), Width: w, Height: h}))
 	url := st.URL()
 
 	f := &feeder{sl: sl, tap: tp, frames: frames, putAt: map[int]time.Time{}, retAt: map[int]time.Time{}}
@@ -333,7 +338,7 @@ type feeder struct {
 
 func (f *feeder) run(stop chan struct{}) {
 	buf := make([]byte, w*h*3)
-	tick := time.NewTicker(time.Second / fps)
+	tick := time.NewTicker(time.Second / time.Duration(fps))
 	defer tick.Stop()
 	for n := 0; ; n++ {
 		select {
@@ -400,7 +405,8 @@ type gstDecoder struct {
 	gray []byte
 }
 
-const auDur = time.Second / fps
+// auDur is the duration of one access unit.
+func auDur() time.Duration { return time.Second / time.Duration(fps) }
 
 func newGstDecoder() *gstDecoder {
 	p, err := gst.ParseLaunch("appsrc name=src ! h264parse ! avdec_h264 thread-type=slice ! video/x-raw,format=I420 ! " +
@@ -413,8 +419,8 @@ func newGstDecoder() *gstDecoder {
 }
 
 func (d *gstDecoder) push(idx int, nalus [][]byte, key bool) {
-	t := time.Duration(idx+1) * auDur
-	if err := d.src.PushBytes(annexB(nalus), t, t, auDur, key); err != nil {
+	t := time.Duration(idx+1) * auDur()
+	if err := d.src.PushBytes(annexB(nalus), t, t, auDur(), key); err != nil {
 		log.Fatalf("decoder: %v", err)
 	}
 }
@@ -438,7 +444,7 @@ func (d *gstDecoder) next() (n, idx int, ok bool, at time.Time) {
 			}
 		}
 		n, ok = testpattern.ReadBGR(d.gray, w, h)
-		return n, int(smp.PTS/auDur) - 1, ok, at
+		return n, int(smp.PTS/auDur()) - 1, ok, at
 	}
 }
 
@@ -635,7 +641,7 @@ func bareCPU(frames [][]byte, window time.Duration) float64 {
 	go func() {
 		defer close(done)
 		buf := make([]byte, w*h*3)
-		tick := time.NewTicker(time.Second / fps)
+		tick := time.NewTicker(time.Second / time.Duration(fps))
 		defer tick.Stop()
 		for n := 0; ; n++ {
 			select {

@@ -63,10 +63,11 @@ var firstPictureClients = []struct {
 		// -flags low_delay: no frame threads (each holds a picture). After
 		// -i, for the test's output to a pipe: -threads 1 (the rawvideo
 		// encoder has frame threads too), -flush_packets 1 (no picture
-		// left in the output buffer).
+		// left in the output buffer), timing in the input's time base (no
+		// picture dropped as a duplicate of the one before).
 		return []string{"ffmpeg", "-v", "error", "-nostdin", "-probesize", "32", "-flags", "low_delay",
-			"-rtsp_transport", "tcp", "-i", url, "-threads", "1", "-fps_mode", "passthrough", "-flush_packets", "1",
-			"-f", "rawvideo", "-pix_fmt", "bgr24", "-"}
+			"-rtsp_transport", "tcp", "-i", url, "-threads", "1", "-fps_mode", "passthrough", "-enc_time_base", "-1",
+			"-flush_packets", "1", "-f", "rawvideo", "-pix_fmt", "bgr24", "-"}
 	}},
 	{"rtspsrc", func(url string) []string {
 		return append([]string{"gst-launch-1.0", "-q"}, strings.Fields("rtspsrc location="+url+

@@ -468,8 +468,11 @@ var aud = []byte{0, 0, 0, 1, 9, 0xf0}
 
 func newFFmpeg() *ffmpegDecoder {
 	cmd := exec.Command("ffmpeg", "-v", "error", "-nostdin", "-threads", "1", "-fflags", "nobuffer", "-flags", "low_delay",
-		"-probesize", "32", "-analyzeduration", "0", "-f", "h264", "-i", "pipe:0",
-		"-fps_mode", "passthrough", "-flush_packets", "1", "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1")
+		"-probesize", "32", "-f", "h264", "-i", "pipe:0",
+		// The output side holds nothing back: one rawvideo encoder thread
+		// (its frame threads each hold a picture), the input's time base.
+		"-threads", "1", "-fps_mode", "passthrough", "-enc_time_base", "-1", "-flush_packets", "1",
+		"-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1")
 	in, err := cmd.StdinPipe()
 	check(err)
 	out, err := cmd.StdoutPipe()

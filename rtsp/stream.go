@@ -216,8 +216,32 @@ func (s *Stream) emit(e skyline.Event) { s.feed.Emit(e) }
 // requestKeyframe asks the feeding SkyLine for a keyframe, if any.
 func (s *Stream) requestKeyframe() { s.feed.RequestKeyframe() }
 
+// endOfAccessUnit is an access unit delimiter (H.264 7.3.2.4: NAL unit
+// type 9, primary_pic_type 7 "any slice type", then the RBSP stop bit) sent
+// after the last slice of every access unit, in the access unit's last RTP
+// packet (same timestamp, marker bit set).
+//
+// Why: FFmpeg-based players (ffmpeg, ffplay, OpenCV's FFmpeg backend, VLC's
+// avcodec path) depacketise RTP H.264 into a byte stream and cut it into
+// pictures with their H.264 parser (libavformat/rtpdec_h264.c sets
+// need_parsing = AVSTREAM_PARSE_FULL; the marker bit is not used). That
+// parser (libavcodec/h264_parser.c, h264_find_frame_end) ends a picture only
+// when it sees the start of the next one: an SEI, SPS, PPS or access unit
+// delimiter NAL unit, or a slice with first_mb_in_slice 0. Without this NAL
+// unit every picture waits one frame interval (33 ms at 30 fps, 1 s at
+// 1 fps) for the next access unit, and a late joiner's first keyframe is
+// held until the picture after it arrives. With it the parser ends the
+// picture as soon as its last packet arrives. The delimiter it leaves in the
+// parser's buffer begins the next picture, where H.264 wants it (7.4.1.2.3).
+// RTP-aware depacketisers (GStreamer rtph264depay, gortsplib) cut access
+// units at the marker bit and pass the trailing delimiter to the decoder,
+// which ignores it (tested with avdec_h264 behind rtph264depay, h264parse
+// and decodebin).
+var endOfAccessUnit = []byte{byte(h264.NALUTypeAccessUnitDelimiter), 0xf0}
+
 // WriteAccessUnit implements skyline.Receiver: it packetises the access
-// unit and queues the packets to every viewer. It never blocks on a viewer.
+// unit, ended by endOfAccessUnit, and queues the packets to every viewer.
+// It never blocks on a viewer.
 func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 	if au == nil || len(au.Data) == 0 {
 		return nil
@@ -255,7 +279,7 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 			return nil
 		}
 	}
-	pkts, err := s.enc.Encode(nalus)
+	pkts, err := s.enc.Encode(append(nalus, endOfAccessUnit))
 	if err != nil {
 		s.log.Warn("cannot packetise an access unit", "error", err)
 		return nil

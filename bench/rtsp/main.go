@@ -7,6 +7,10 @@
 //     stream), access unit received by the client (last RTP packet),
 //     picture decoded;
 //   - time from PLAY to the first decoded picture for late joiners;
+//   - the same two figures at third-party players started as processes
+//     (ffmpeg with its defaults and with the low-delay options the README
+//     gives, GStreamer's rtspsrc latency=0), next to the in-process client,
+//     as ratios (clients.go);
 //   - CPU % of one core of the SkyLine process at 1280x720@30 with one
 //     viewer (an external ffmpeg), next to a bare gst-launch pipeline with
 //     the same encoder settings fed the same frames, in the same run.
@@ -18,7 +22,8 @@
 // number drawn into each picture read back from its luma. -decoder ffmpeg
 // decodes with a low-delay ffmpeg process instead (a cross-check).
 //
-// Run: go run ./bench/rtsp (about a minute; -cpu 0 skips the CPU part).
+// Run: go run ./bench/rtsp (about three minutes; -cpu 0 skips the CPU part,
+// -ext-joins 0 the third-party players; -v prints each player's timed log).
 package main
 
 import (
@@ -51,7 +56,10 @@ import (
 	"github.com/skyline-go/skyline/rtsp"
 )
 
-const w, h, fps = 1280, 720, 30
+const w, h = 1280, 720
+
+// fps is the stream's frame rate (-fps).
+var fps = 30
 
 var (
 	latencyFor = flag.Duration("latency", 15*time.Second, "latency measurement window")
@@ -60,7 +68,13 @@ var (
 	decoderArg = flag.String("decoder", "gst", "client decoder: gst (in-process avdec_h264) or ffmpeg (low-delay ffmpeg process)")
 	variants   = flag.String("variants", "", "A/B mode: encoder property sets separated by \";\" (\"-\" for none), "+
 		"e.g. \"-;threads=2\"; each is measured -rounds times, interleaved, for -latency each")
-	rounds = flag.Int("rounds", 3, "A/B mode: rounds")
+	rounds     = flag.Int("rounds", 3, "A/B mode: rounds")
+	fpsFlag    = flag.Int("fps", 30, "frame rate (a low one shows a player's wait for the next picture plainly)")
+	extJoins   = flag.Int("ext-joins", 3, "joins of each third-party player (0 skips them)")
+	extWindow  = flag.Duration("ext-window", 4*time.Second, "steady-state window of each third-party player join")
+	ffVariants = flag.String("ffmpeg", ";-probesize 32 -flags low_delay;-fflags nobuffer -probesize 32 -flags low_delay",
+		"ffmpeg players: input options of each, separated by \";\" (empty: defaults)")
+	verbose = flag.Bool("v", false, "print each third-party player join's log (stderr, PLAY, first picture), timed")
 )
 
 // abTest measures Put -> decoded for each encoder property set in turn,
@@ -84,7 +98,7 @@ func abTest(srv *rtsp.Server, frames [][]byte) {
 			sl, err := skyline.New(skyline.Config{NoDotEnv: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 				Encoder: skyline.Encoder{Properties: props}}, st, tp)
 			check(err)
-			check(sl.Start(skyline.Params{FPS: fps, Width: w, Height: h}))
+			check(sl.Start(skyline.Params{FPS: float64(fps), Width: w, Height: h}))
 			f := &feeder{sl: sl, tap: tp, frames: frames, putAt: map[int]time.Time{}, retAt: map[int]time.Time{}}
 			stop := make(chan struct{})
 			done := make(chan struct{})
@@ -129,6 +143,7 @@ func sortD(d []time.Duration) { sort.Slice(d, func(i, j int) bool { return d[i] 
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
+	fps = *fpsFlag
 	check(gst.Init())
 	frames := makeFrames()
 	srv, err := rtsp.NewServer(rtsp.ServerConfig{Address: "127.0.0.1:0", DisableUDP: true, DisableMulticast: true,
@@ -143,10 +158,12 @@ func main() {
 	st, err := srv.AddStream("/bench", rtsp.StreamOptions{})
 	check(err)
 	tp := &tap{at: map[time.Duration]time.Time{}}
-	sl, err := skyline.New(skyline.Config{NoDotEnv: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, st, tp)
+	joinEv := &joinEvents{ch: make(chan time.Time, 8)}
+	sl, err := skyline.New(skyline.Config{NoDotEnv: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnEvent: joinEv.onEvent}, st, tp)
 	check(err)
 	defer sl.Close()
-	check(sl.Start(skyline.Params{FPS: fps, Width: w, Height: h}))
+	check(sl.Start(skyline.Params{FPS: float64(fps), Width: w, Height: h}))
 	url := st.URL()
 
 	f := &feeder{sl: sl, tap: tp, frames: frames, putAt: map[int]time.Time{}, retAt: map[int]time.Time{}}
@@ -199,7 +216,28 @@ func main() {
 			len(firsts), firsts[0].Round(100*time.Microsecond), pct(firsts, 0.5), firsts[len(firsts)-1].Round(100*time.Microsecond))
 	}
 
-	// 3. CPU with one external viewer, then a bare pipeline.
+	// 3. Third-party players, next to the in-process client.
+	if *extJoins > 0 {
+		var d []time.Duration
+		for _, r := range recs {
+			d = append(d, r.dec.Sub(r.put))
+		}
+		sortD(d)
+		inP50, inP95 := pct(d, 0.5), pct(d, 0.95)
+		inFirst := pct(firsts, 0.5)
+		res := measureClients(url, f, joinEv)
+		fmt.Printf("third-party players (%d joins each; PLAY -> first picture with a readable number; "+
+			"Put -> picture on stdout, from %v after the first picture for %v):\n", *extJoins, settle, *extWindow)
+		fmt.Printf("  %-52s first picture median %7v (max %7v)   Put->decoded p50 %7v p95 %7v\n",
+			"in-process client (gortsplib + avdec_h264), above", inFirst, pct(firsts, 1), inP50, inP95)
+		for _, r := range res {
+			fmt.Printf("  %-52s first picture median %7v (max %7v) %5s   Put->decoded p50 %7v p95 %7v %5s  (%d pictures)\n",
+				r.name, r.firstMed, r.firstMax, ratio(r.firstMed, inFirst), r.p50, r.p95, ratio(r.p50, inP50), r.frames)
+		}
+		fmt.Println("  (ratios: against the in-process client of this run; first-picture target <= 150 ms)")
+	}
+
+	// 4. CPU with one external viewer, then a bare pipeline.
 	if *cpuFor > 0 {
 		viewer := exec.Command("ffmpeg", "-v", "error", "-nostdin", "-rtsp_transport", "tcp", "-i", url, "-f", "null", "-")
 		check(viewer.Start())
@@ -300,7 +338,7 @@ type feeder struct {
 
 func (f *feeder) run(stop chan struct{}) {
 	buf := make([]byte, w*h*3)
-	tick := time.NewTicker(time.Second / fps)
+	tick := time.NewTicker(time.Second / time.Duration(fps))
 	defer tick.Stop()
 	for n := 0; ; n++ {
 		select {
@@ -367,7 +405,8 @@ type gstDecoder struct {
 	gray []byte
 }
 
-const auDur = time.Second / fps
+// auDur is the duration of one access unit.
+func auDur() time.Duration { return time.Second / time.Duration(fps) }
 
 func newGstDecoder() *gstDecoder {
 	p, err := gst.ParseLaunch("appsrc name=src ! h264parse ! avdec_h264 thread-type=slice ! video/x-raw,format=I420 ! " +
@@ -380,8 +419,8 @@ func newGstDecoder() *gstDecoder {
 }
 
 func (d *gstDecoder) push(idx int, nalus [][]byte, key bool) {
-	t := time.Duration(idx+1) * auDur
-	if err := d.src.PushBytes(annexB(nalus), t, t, auDur, key); err != nil {
+	t := time.Duration(idx+1) * auDur()
+	if err := d.src.PushBytes(annexB(nalus), t, t, auDur(), key); err != nil {
 		log.Fatalf("decoder: %v", err)
 	}
 }
@@ -405,7 +444,7 @@ func (d *gstDecoder) next() (n, idx int, ok bool, at time.Time) {
 			}
 		}
 		n, ok = testpattern.ReadBGR(d.gray, w, h)
-		return n, int(smp.PTS/auDur) - 1, ok, at
+		return n, int(smp.PTS/auDur()) - 1, ok, at
 	}
 }
 
@@ -429,8 +468,11 @@ var aud = []byte{0, 0, 0, 1, 9, 0xf0}
 
 func newFFmpeg() *ffmpegDecoder {
 	cmd := exec.Command("ffmpeg", "-v", "error", "-nostdin", "-threads", "1", "-fflags", "nobuffer", "-flags", "low_delay",
-		"-probesize", "32", "-analyzeduration", "0", "-f", "h264", "-i", "pipe:0",
-		"-fps_mode", "passthrough", "-flush_packets", "1", "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1")
+		"-probesize", "32", "-f", "h264", "-i", "pipe:0",
+		// The output side holds nothing back: one rawvideo encoder thread
+		// (its frame threads each hold a picture), the input's time base.
+		"-threads", "1", "-fps_mode", "passthrough", "-enc_time_base", "-1", "-flush_packets", "1",
+		"-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1")
 	in, err := cmd.StdinPipe()
 	check(err)
 	out, err := cmd.StdoutPipe()
@@ -602,7 +644,7 @@ func bareCPU(frames [][]byte, window time.Duration) float64 {
 	go func() {
 		defer close(done)
 		buf := make([]byte, w*h*3)
-		tick := time.NewTicker(time.Second / fps)
+		tick := time.NewTicker(time.Second / time.Duration(fps))
 		defer tick.Stop()
 		for n := 0; ; n++ {
 			select {

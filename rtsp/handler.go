@@ -62,7 +62,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	if v := viewerOf(ctx.Session); v != nil && v.st != st {
 		return &base.Response{StatusCode: base.StatusBadRequest, StatusMessage: "Bad Request (one path per session)"}, nil, nil
 	}
-	st.addViewer(ctx.Session)
+	st.addViewer(ctx.Session, ctx.Conn)
 	return &base.Response{StatusCode: base.StatusOK}, ss, nil
 }
 
@@ -109,7 +109,7 @@ func (h *handler) OnStreamWriteError(ctx *gortsplib.ServerHandlerOnStreamWriteEr
 		v.droppedPacket()
 		return
 	}
-	h.s.log.Debug("write to viewer failed", "remote", remote(ctx.Session), "error", ctx.Error.Error())
+	h.s.log.Debug("write to viewer failed", "remote", v.addr, "error", ctx.Error.Error())
 }
 
 // contentBase rewrites the Content-Base of a DESCRIBE response, which

@@ -149,6 +149,16 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			return err
 		}
 		dests = append(dests, stream)
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		go func() { // the server stopped serving by itself: stop, exit 1
+			select {
+			case err := <-srv.Failed():
+				cancel(err)
+			case <-ctx.Done():
+			}
+		}()
 	}
 	web, stopWeb, err := startWeb(o, log)
 	if err != nil {
@@ -243,6 +253,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	stopErr := sl.Stop()
 	st := sl.Stats()
 	fmt.Printf("SkyLine: stopped after %d frames (%d encoded, %d dropped)\n", st.Accepted, st.Encoded, st.Dropped)
+	if err := context.Cause(ctx); errors.Is(err, rtsp.ErrServerFailed) {
+		return err
+	}
 	if pumpErr != nil && !errors.Is(pumpErr, context.Canceled) {
 		return pumpErr
 	}

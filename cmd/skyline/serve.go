@@ -23,6 +23,7 @@ type serveOptions struct {
 	w, h                int
 	listen, path        string
 	encoder, preset     string
+	profile             string
 	bitrate             int
 	keyint              time.Duration
 	user, pass          string
@@ -49,6 +50,7 @@ func serve(args []string) int {
 	fs.StringVar(&o.path, "path", "/skyline", "RTSP path of the stream")
 	fs.StringVar(&o.encoder, "encoder", "", "GStreamer H.264 encoder element (default x264enc)")
 	fs.StringVar(&o.preset, "preset", "", "x264 speed preset (default superfast)")
+	fs.StringVar(&o.profile, "profile", "", "H.264 profile: baseline, constrained-baseline, main or high (default: the encoder's, High for x264); baseline plays in every browser (Firefox may decode Constrained Baseline only)")
 	fs.IntVar(&o.bitrate, "bitrate", 0, "bitrate in kbit/s (default: scaled to the picture, 2488 at 720p30)")
 	fs.DurationVar(&o.keyint, "keyframe-interval", 2*time.Second, "time between keyframes")
 	fs.StringVar(&o.user, "user", "", "require this RTSP user (with --pass)")
@@ -111,6 +113,11 @@ func (o *serveOptions) check() error {
 		return errors.New("--input stdin needs --size WIDTHxHEIGHT (and --pix-fmt, --fps)")
 	default:
 		o.w, o.h = 1280, 720
+	}
+	switch o.profile {
+	case "", "baseline", "constrained-baseline", "main", "high":
+	default:
+		return fmt.Errorf("--profile %q: want baseline, constrained-baseline, main or high", o.profile)
 	}
 	switch o.status {
 	case "auto", "always", "never":
@@ -178,7 +185,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	mc := newServeMetrics(o.metrics)
 	sl, err := skyline.New(skyline.Config{
 		Logger: log, Name: "SkyLine",
-		Encoder: skyline.Encoder{Element: o.encoder, Preset: o.preset, Bitrate: o.bitrate, KeyframeInterval: o.keyint},
+		Encoder: skyline.Encoder{Element: o.encoder, Preset: o.preset, Profile: o.profile, Bitrate: o.bitrate, KeyframeInterval: o.keyint},
 		OnEvent: mc.onEvent(func(e skyline.Event) { logEvent(log, e) }),
 	}, dests...)
 	if err != nil {

@@ -49,7 +49,8 @@ func checkNumbered(t *testing.T, fr *frames) (func(i int, bgr []byte) error, fun
 
 // TestURLForms: the URL forms players are given (a trailing slash, a query
 // string, a percent-encoded path, credentials in the URL) all play in
-// ffmpeg and GStreamer's rtspsrc, with consecutive numbered pictures; the
+// ffmpeg, GStreamer's rtspsrc and OpenCV (its GStreamer and FFmpeg
+// backends), with consecutive numbered pictures; the
 // Content-Base the server answers never doubles a slash.
 func TestURLForms(t *testing.T) {
 	const user, pass = "viewer", "p@ss:w/rd"
@@ -94,7 +95,9 @@ func TestURLForms(t *testing.T) {
 			if !strings.Contains(c.url, "@") {
 				checkContentBase(t, c.url)
 			}
+			// The four clients play at once (each is light at 320x240).
 			t.Run("ffmpeg", func(t *testing.T) {
+				t.Parallel()
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				defer cancel()
 				each, summary := checkNumbered(t, c.fr)
@@ -107,6 +110,7 @@ func TestURLForms(t *testing.T) {
 				t.Log(summary())
 			})
 			t.Run("rtspsrc", func(t *testing.T) {
+				t.Parallel()
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				defer cancel()
 				each, summary := checkNumbered(t, c.fr)
@@ -115,6 +119,31 @@ func TestURLForms(t *testing.T) {
 				}
 				t.Log(summary())
 			})
+			for _, backend := range []string{"gstreamer", "ffmpeg"} {
+				t.Run("opencv-"+backend, func(t *testing.T) {
+					t.Parallel()
+					ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+					defer cancel()
+					// OpenCV's backends decode with their own settings
+					// (concealed pictures before the first keyframe or
+					// after a lost packet are shown, on a loaded machine
+					// too): the URL must open and play, most pictures
+					// right and in order; ffmpeg and rtspsrc above
+					// check every picture.
+					good, prev := 0, -1
+					err := mediatest.DecodeOpenCV(ctx, c.url, backend, smallW, smallH, 30, func(i int, bgr []byte) error {
+						num, ok := testpattern.ReadBGR(bgr, smallW, smallH)
+						if ok && num > prev && mediatest.PSNR(bgr, c.fr.ref(num)) >= 30 {
+							good, prev = good+1, num
+						}
+						return nil
+					})
+					if err != nil || good < 20 {
+						t.Fatalf("%d of 30 pictures right and in order, %v", good, err)
+					}
+					t.Logf("%d of 30 pictures right and in order, up to number %d", good, prev)
+				})
+			}
 		})
 	}
 }

@@ -37,5 +37,22 @@
 //     it is disconnected once a write to it blocks for WriteTimeout or it has
 //     been losing packets continuously for SlowViewerTimeout.
 //
+// Strangers cannot shut the server. Accept errors that pass (such as "too
+// many open files") are logged and retried with backoff. A connection that
+// sends nothing is closed after FirstRequestTimeout (10 s), and a request
+// must arrive whole within ReadTimeout (10 s) of its first byte.
+// Connections are capped server-wide and per client address
+// (MaxConnections, MaxConnectionsPerClient), with a log line. A server
+// that stops serving by itself all the same is logged, reported to each
+// stream's SkyLine as an EventError wrapping ErrServerFailed, and sent on
+// Server.Failed.
+//
+// The URL a player is given may end with a slash, carry a query string
+// (ignored), percent-encode its path or carry credentials
+// (rtsp://user:pass@host/path): the Content-Base of the DESCRIBE answer is
+// the stream's canonical URL, so the player's SETUP and PLAY agree. Viewer
+// events (EventViewerJoined/Left) and log lines carry the viewer's address
+// (host:port).
+//
 // Passwords never appear in logs or error messages.
 package rtsp

@@ -27,6 +27,9 @@ var (
 	ErrStreamBusy = errors.New("rtsp: stream already fed by a SkyLine")
 	// ErrRunning: Start on a server that is already running.
 	ErrRunning = errors.New("rtsp: server already running")
+	// ErrServerFailed: the running server stopped serving by itself (see
+	// Server.Failed).
+	ErrServerFailed = errors.New("rtsp: server stopped serving")
 	// ErrNotRunning: the server is not started.
 	ErrNotRunning = errors.New("rtsp: server not running")
 )

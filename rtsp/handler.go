@@ -2,6 +2,7 @@ package rtsp
 
 import (
 	"errors"
+	"net/url"
 
 	"github.com/bluenviron/gortsplib/v5"
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
@@ -61,7 +62,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	if v := viewerOf(ctx.Session); v != nil && v.st != st {
 		return &base.Response{StatusCode: base.StatusBadRequest, StatusMessage: "Bad Request (one path per session)"}, nil, nil
 	}
-	st.addViewer(ctx.Session)
+	st.addViewer(ctx.Session, ctx.Conn)
 	return &base.Response{StatusCode: base.StatusOK}, ss, nil
 }
 
@@ -78,6 +79,9 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 func (h *handler) OnResponse(sc *gortsplib.ServerConn, res *base.Response) {
 	if res.StatusCode != base.StatusOK {
 		return
+	}
+	if cb, ok := res.Header["Content-Base"]; ok && len(cb) == 1 {
+		res.Header["Content-Base"] = base.HeaderValue{contentBase(cb[0])}
 	}
 	if v := viewerOf(sc.Session()); v != nil {
 		v.started()
@@ -105,5 +109,30 @@ func (h *handler) OnStreamWriteError(ctx *gortsplib.ServerHandlerOnStreamWriteEr
 		v.droppedPacket()
 		return
 	}
-	h.s.log.Debug("write to viewer failed", "remote", remote(ctx.Session), "error", ctx.Error.Error())
+	h.s.log.Debug("write to viewer failed", "remote", v.addr, "error", ctx.Error.Error())
+}
+
+// contentBase rewrites the Content-Base of a DESCRIBE response, which
+// gortsplib makes the request URL plus "/", into the stream's canonical
+// URL: the path decoded and normalised (no trailing or doubled slash), one
+// "/" at the end, no query and no user information. Every player resolves
+// the control URL of the track ("trackID=0") and sends PLAY against this
+// base, so SETUP and PLAY carry the same path whatever form the viewer was
+// given: "rtsp://h/cam/" (GStreamer's rtspsrc then sent PLAY to ".../cam//"
+// and got 400), "rtsp://h/cam?token=x" (a query would end up in the middle
+// of ffmpeg's SETUP URL), "rtsp://h/c%61m" or "rtsp://user:pass@h/cam".
+// The query is not needed: the server ignores it (RFC 2326 C.1.1 lets the
+// server choose the base).
+func contentBase(v string) string {
+	u, err := url.Parse(v)
+	if err != nil {
+		return v
+	}
+	p, err := normalizePath(u.Path)
+	if err != nil {
+		return v
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment = nil, "", false, ""
+	u.Path, u.RawPath = p+"/", ""
+	return u.String()
 }

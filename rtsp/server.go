@@ -15,6 +15,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v5"
 
+	"github.com/skyline-go/skyline"
 	"github.com/skyline-go/skyline/internal/pathmap"
 )
 
@@ -29,6 +30,10 @@ const (
 	DefaultIdleTimeout       = 60 * time.Second
 	DefaultSlowViewerTimeout = 5 * time.Second
 	DefaultWriteQueueSize    = 1024
+
+	DefaultFirstRequestTimeout     = 10 * time.Second
+	DefaultMaxConnections          = 1000
+	DefaultMaxConnectionsPerClient = 100
 )
 
 // ServerConfig configures a Server. The zero value is valid: every field's
@@ -63,8 +68,19 @@ type ServerConfig struct {
 	MulticastPort    int
 	DisableMulticast bool
 
-	// ReadTimeout bounds reading a request. Default 10 s.
+	// ReadTimeout bounds reading one request (or interleaved packet) from
+	// its first byte to its last: a partial request is not held longer.
+	// Default 10 s.
 	ReadTimeout time.Duration
+	// FirstRequestTimeout closes a connection that sends nothing for this
+	// long after it was accepted. Default 10 s.
+	FirstRequestTimeout time.Duration
+	// MaxConnections caps the TCP connections served at once; beyond it a
+	// new connection is closed at once, with a warning (one per second at
+	// most). Default 1000. MaxConnectionsPerClient caps them per client IP
+	// address. Default 100.
+	MaxConnections          int
+	MaxConnectionsPerClient int
 	// WriteTimeout bounds one write to a viewer: a viewer that does not
 	// read for this long is disconnected. Default 5 s.
 	WriteTimeout time.Duration
@@ -124,6 +140,15 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
+	if c.FirstRequestTimeout == 0 {
+		c.FirstRequestTimeout = DefaultFirstRequestTimeout
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.MaxConnectionsPerClient == 0 {
+		c.MaxConnectionsPerClient = DefaultMaxConnectionsPerClient
+	}
 	if c.SlowViewerTimeout == 0 {
 		c.SlowViewerTimeout = DefaultSlowViewerTimeout
 	}
@@ -161,8 +186,11 @@ func (c ServerConfig) validate() error {
 			return bad("MulticastIPRange %q: want an IPv4 multicast range such as %s", c.MulticastIPRange, DefaultMulticastIPRange)
 		}
 	}
-	if c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 || c.SlowViewerTimeout < 0 {
+	if c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 || c.SlowViewerTimeout < 0 || c.FirstRequestTimeout < 0 {
 		return bad("negative timeout")
+	}
+	if c.MaxConnections < 0 || c.MaxConnectionsPerClient < 0 {
+		return bad("negative MaxConnections or MaxConnectionsPerClient")
 	}
 	if c.SocketWriteBuffer < 0 {
 		return bad("negative SocketWriteBuffer")
@@ -189,6 +217,8 @@ type Server struct {
 	gs      *gortsplib.Server
 	addr    net.Addr
 	streams pathmap.Map[*Stream]
+
+	failed chan error // Failed
 }
 
 // NewServer validates cfg and returns a stopped server.
@@ -198,7 +228,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With(slog.String("component", "rtsp")),
-		methods: cfg.AuthMethods}
+		methods: cfg.AuthMethods, failed: make(chan error, 1)}
 	s.tls = cfg.TLSConfig
 	if s.tls == nil && cfg.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
@@ -230,14 +260,12 @@ func (s *Server) Start() error {
 		WriteQueueSize: ceilPow2(s.cfg.WriteQueueSize),
 		AuthMethods:    methods,
 	}
-	if n := s.cfg.SocketWriteBuffer; n > 0 {
-		gs.Listen = func(network, address string) (net.Listener, error) {
-			ln, err := net.Listen(network, address)
-			if err != nil {
-				return nil, err
-			}
-			return sndbufListener{ln, n}, nil
+	gs.Listen = func(network, address string) (net.Listener, error) {
+		ln, err := net.Listen(network, address)
+		if err != nil {
+			return nil, err
 		}
+		return newGuardListener(ln, s.cfg, s.log), nil
 	}
 	if !s.cfg.DisableUDP {
 		gs.UDPRTPAddress = net.JoinHostPort(host, strconv.Itoa(s.cfg.UDPPort))
@@ -259,6 +287,7 @@ func (s *Server) Start() error {
 	s.addr = gs.NetListener().Addr()
 	streams := s.streams.Values()
 	s.mu.Unlock()
+	go s.watch(gs)
 	s.log.Info("RTSP server listening", "address", s.addr.String(), "tls", s.tls != nil,
 		"udp", !s.cfg.DisableUDP, "multicast", !s.cfg.DisableMulticast, "auth", s.cfg.User != "")
 	for _, st := range streams {
@@ -403,16 +432,34 @@ func (s *Server) Stream(path string) *Stream {
 // credentials are the server-wide credentials.
 func (s *Server) credentials() credentials { return credentials{s.cfg.User, s.cfg.Pass} }
 
-// sndbufListener fixes the send buffer of accepted TCP connections.
-type sndbufListener struct {
-	net.Listener
-	size int
+// watch waits for a running gortsplib server to end. When it ends by
+// itself (not by Close: its listener or a UDP socket failed), the failure
+// is logged, reported to every stream's SkyLine as an EventError and sent
+// on Failed; the server is then stopped (Start may start it again).
+func (s *Server) watch(gs *gortsplib.Server) {
+	err := gs.Wait()
+	s.mu.Lock()
+	if s.gs != gs {
+		s.mu.Unlock()
+		return // closed by Close
+	}
+	s.gs = nil
+	streams := s.streams.Values()
+	s.mu.Unlock()
+	gs.Close() // already ended: frees what is left
+	err = fmt.Errorf("%w: %v", ErrServerFailed, err)
+	s.log.Error("RTSP server stopped serving", "error", err)
+	for _, st := range streams {
+		st.detach()
+		st.emit(skyline.Event{Kind: skyline.EventError, Destination: st.Name(), Err: err})
+	}
+	select {
+	case s.failed <- err:
+	default:
+	}
 }
 
-func (l sndbufListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if tc, ok := c.(*net.TCPConn); ok && err == nil {
-		_ = tc.SetWriteBuffer(l.size)
-	}
-	return c, err
-}
+// Failed receives an error wrapping ErrServerFailed when the running
+// server stops serving by itself (its listener failed); never after Close.
+// Programs that depend on the server exit on it (skyline serve does).
+func (s *Server) Failed() <-chan error { return s.failed }

@@ -116,6 +116,7 @@ type Stream struct {
 type viewer struct {
 	st         *Stream
 	sess       *gortsplib.ServerSession
+	addr       string // the viewer's address (host:port of its connection at SETUP)
 	playing    bool
 	pendingKey bool
 	firstDrop  time.Time
@@ -413,12 +414,13 @@ func viewerOf(sess *gortsplib.ServerSession) *viewer {
 	return v
 }
 
-// addViewer attaches a viewer to a session at SETUP.
-func (s *Stream) addViewer(sess *gortsplib.ServerSession) {
+// addViewer attaches a viewer to a session at SETUP. Its address is taken
+// now: when the session closes it may have no connection left to ask.
+func (s *Stream) addViewer(sess *gortsplib.ServerSession, conn *gortsplib.ServerConn) {
 	if v := viewerOf(sess); v != nil {
 		return
 	}
-	v := &viewer{st: s, sess: sess}
+	v := &viewer{st: s, sess: sess, addr: conn.NetConn().RemoteAddr().String()}
 	sess.SetUserData(v)
 	s.vmu.Lock()
 	s.viewers[v] = struct{}{}
@@ -448,8 +450,8 @@ func (v *viewer) started() {
 	s.vmu.Unlock()
 	if first {
 		s.viewersTotal.Add(1)
-		s.log.Info("viewer playing", "remote", remote(v.sess), "viewers", s.Viewers())
-		s.emit(skyline.Event{Kind: skyline.EventViewerJoined, Viewer: remote(v.sess)})
+		s.log.Info("viewer playing", "remote", v.addr, "viewers", s.Viewers())
+		s.emit(skyline.Event{Kind: skyline.EventViewerJoined, Viewer: v.addr})
 	}
 	s.requestKeyframe()
 }
@@ -464,12 +466,12 @@ func (v *viewer) gone(err error) {
 	if ok && !v.kicked && errors.Is(err, os.ErrDeadlineExceeded) {
 		// A write blocked for WriteTimeout: the viewer stopped reading.
 		s.kicked.Add(1)
-		s.log.Warn("disconnected a viewer that stopped reading", "remote", remote(v.sess),
+		s.log.Warn("disconnected a viewer that stopped reading", "remote", v.addr,
 			"write_timeout", s.srv.cfg.WriteTimeout)
 	}
 	if ok && v.playing {
-		s.log.Info("viewer left", "remote", remote(v.sess), "reason", errString(err), "viewers", s.Viewers())
-		s.emit(skyline.Event{Kind: skyline.EventViewerLeft, Viewer: remote(v.sess), Detail: errString(err)})
+		s.log.Info("viewer left", "remote", v.addr, "reason", errString(err), "viewers", s.Viewers())
+		s.emit(skyline.Event{Kind: skyline.EventViewerLeft, Viewer: v.addr, Detail: errString(err)})
 	}
 }
 
@@ -491,19 +493,10 @@ func (v *viewer) droppedPacket() {
 	s.vmu.Unlock()
 	if kick {
 		s.kicked.Add(1)
-		s.log.Warn("disconnecting a viewer that cannot keep up", "remote", remote(v.sess),
+		s.log.Warn("disconnecting a viewer that cannot keep up", "remote", v.addr,
 			"overflowing_for", s.srv.cfg.SlowViewerTimeout)
 		v.sess.Close()
 	}
-}
-
-func remote(sess *gortsplib.ServerSession) string {
-	for _, c := range sess.Conns() {
-		if nc := c.NetConn(); nc != nil {
-			return nc.RemoteAddr().String()
-		}
-	}
-	return ""
 }
 
 func errString(err error) string {

@@ -22,6 +22,7 @@ PKGS=(
   libopencv-dev g++ python3 python3-opencv python3-numpy
   # the Python package (python/): a venv with the system packages, its tests
   python3-venv python3-pip python3-setuptools python3-pytest
+  util-linux   # prlimit: the RTSP server's descriptor-exhaustion test
 )
 if [ "${SKYLINE_DEPS_EXTRA:-}" != "" ]; then
   # shellcheck disable=SC2206

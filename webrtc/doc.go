@@ -36,10 +36,18 @@
 // from pion's retransmission buffer.
 //
 // The H.264 variants accepted are constrained baseline, baseline, main and
-// high (packetization-mode 1); the stream is announced with its SPS's
-// profile. Browsers decode SkyLine's default (x264, High profile); for the
-// widest compatibility (some hardware decoders, Firefox's OpenH264) set
-// skyline.Encoder{Profile: "baseline"}.
+// high (packetization-mode 1). The answer lists one variant of the offer
+// whose decoders play the stream's SPS profile (a High 4:4:4 decoder plays
+// High; a Constrained Baseline one plays only (constrained) baseline); an
+// offer with none, such as Firefox's Constrained-Baseline-only offer for
+// SkyLine's default High stream, is refused with 406 Not Acceptable and
+// the reason, which the page shows. For the widest compatibility set
+// skyline.Encoder{Profile: "baseline"} (skyline serve --profile baseline).
+//
+// Limits: at most MaxSessions WHEP sessions (default 100, connected or
+// still connecting: 503 beyond, the sessions playing are not affected), a
+// request must arrive within ReadTimeout (10 s), with headers up to
+// MaxHeaderBytes (431 beyond) and an offer up to MaxOfferBytes (413).
 //
 // Networks: by default the server offers host candidates (loopback
 // included) on ephemeral UDP ports, which needs no external service on a

@@ -131,7 +131,11 @@ func (s *Server) serveWHEP(w http.ResponseWriter, r *http.Request, st *Stream) {
 		http.Error(w, "415 unsupported media type: want application/sdp", http.StatusUnsupportedMediaType)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if r.ContentLength > MaxOfferBytes {
+		http.Error(w, "413 the offer is too large (at most 64 KiB)", http.StatusRequestEntityTooLarge)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxOfferBytes))
 	if err != nil {
 		http.Error(w, "400 cannot read the offer: "+err.Error(), http.StatusBadRequest)
 		return
@@ -142,6 +146,10 @@ func (s *Server) serveWHEP(w http.ResponseWriter, r *http.Request, st *Stream) {
 	switch {
 	case errors.Is(err, errBadOffer):
 		http.Error(w, "400 "+err.Error(), http.StatusBadRequest)
+		return
+	case errors.Is(err, errProfile):
+		st.log.Info("WHEP offer refused: the viewer cannot decode the stream's profile", "remote", r.RemoteAddr, "error", err)
+		http.Error(w, "406 "+err.Error(), http.StatusNotAcceptable)
 		return
 	case errors.Is(err, errRemoved):
 		http.NotFound(w, r)

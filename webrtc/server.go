@@ -28,6 +28,13 @@ const (
 	DefaultAddress          = ":8889"
 	DefaultViewerQueue      = 64
 	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxSessions      = 100
+	DefaultReadTimeout      = 10 * time.Second
+	// MaxOfferBytes bounds a WHEP request body (an SDP offer is a few kB);
+	// larger ones are refused with 413. MaxHeaderBytes bounds a request's
+	// headers (431 beyond).
+	MaxOfferBytes  = 64 << 10
+	MaxHeaderBytes = 16 << 10
 )
 
 // ICEServer is a STUN or TURN server given to the server's and the page's
@@ -93,8 +100,17 @@ type ServerConfig struct {
 	// connect in time. Default 10 s.
 	HandshakeTimeout time.Duration
 	// MaxViewers limits the sessions per stream (503 beyond). Default 0: no
-	// limit.
+	// limit but MaxSessions.
 	MaxViewers int
+	// MaxSessions limits the WHEP sessions of the whole server, connected
+	// or still connecting (each holds sockets and memory until its
+	// HandshakeTimeout). Offers beyond it are refused with 503; sessions
+	// already playing are not affected. Default 100.
+	MaxSessions int
+	// ReadTimeout bounds reading one HTTP request, headers and body (a
+	// request announcing a large body that never comes is closed). Default
+	// 10 s.
+	ReadTimeout time.Duration
 
 	// Logger is the parent logger; the server logs with component=webrtc,
 	// and pion's own logs go there too, one level down (pion's errors as
@@ -129,6 +145,12 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	}
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.MaxSessions == 0 {
+		c.MaxSessions = DefaultMaxSessions
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -185,8 +207,8 @@ func (c ServerConfig) validate() error {
 	if c.ViewerQueue < 1 || c.ViewerQueue > 1<<16 {
 		return bad("ViewerQueue %d: want 1..%d", c.ViewerQueue, 1<<16)
 	}
-	if c.HandshakeTimeout < 0 || c.MaxViewers < 0 {
-		return bad("negative HandshakeTimeout or MaxViewers")
+	if c.HandshakeTimeout < 0 || c.MaxViewers < 0 || c.MaxSessions < 0 || c.ReadTimeout < 0 {
+		return bad("negative HandshakeTimeout, MaxViewers, MaxSessions or ReadTimeout")
 	}
 	return nil
 }
@@ -212,6 +234,9 @@ type Server struct {
 	closers  []func() error // the ICE muxes of the running server
 	streams  pathmap.Map[*Stream]
 	sessions map[string]*viewer
+	pending  int       // offers being negotiated (each holds a MaxSessions slot)
+	refused  int       // offers refused by MaxSessions since the last log line
+	refusedT time.Time // time of the last log line about them
 
 	wg sync.WaitGroup // viewer goroutines
 }
@@ -244,14 +269,22 @@ func listenErr(what string, err error) error {
 }
 
 // h264Codecs are the H.264 variants the server accepts in an offer, all
-// packetization-mode=1. The stream is sent with the one that matches its
-// SPS profile, or the browser's preferred H.264 when none does.
+// packetization-mode=1. The answer lists one: the offered variant whose
+// decoders play the stream's SPS profile (chooseProfile); an offer with
+// none is refused with 406 and the reason.
 var h264Codecs = []struct {
 	pt      pion.PayloadType
 	profile string
 }{
 	{96, "42e01f"}, {97, "42001f"}, {98, "4d001f"}, {99, "64001f"}, {100, "640c1f"},
+	// Chromium's High: a High 4:4:4 Predictive decoder decodes High streams
+	// (H.264 A.2.11); Chromium offers it instead of 64001f.
+	{101, "f4001f"},
 }
+
+// h264Feedback is the RTCP feedback the server's H.264 formats accept.
+var h264Feedback = []pion.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"},
+	{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "transport-cc"}}
 
 func h264Fmtp(profile string) string {
 	return "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=" + profile
@@ -260,8 +293,7 @@ func h264Fmtp(profile string) string {
 // newAPI builds the pion API of a run, with its ICE muxes.
 func (s *Server) newAPI() (*pion.API, []func() error, error) {
 	m := &pion.MediaEngine{}
-	fb := []pion.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"},
-		{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "transport-cc"}}
+	fb := h264Feedback
 	for _, c := range h264Codecs {
 		err := m.RegisterCodec(pion.RTPCodecParameters{
 			RTPCodecCapability: pion.RTPCodecCapability{MimeType: pion.MimeTypeH264, ClockRate: 90000,
@@ -346,7 +378,10 @@ func (s *Server) Start() error {
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
+	// WriteTimeout leaves room for a WHEP answer, which waits for ICE
+	// gathering (up to 10 s).
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: s.cfg.ReadTimeout, ReadTimeout: s.cfg.ReadTimeout,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: MaxHeaderBytes,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	served := make(chan struct{})
 	go func() {
@@ -500,3 +535,20 @@ func (s *Server) lookup(p string) *Stream {
 
 // credentials are the server-wide credentials.
 func (s *Server) credentials() credentials { return credentials{s.cfg.User, s.cfg.Pass} }
+
+// refusedLog logs that an offer was refused by MaxSessions, at most once a
+// second (a flood must not flood the log), with the count since.
+func (s *Server) refusedLog(remote string, sessions int) {
+	s.mu.Lock()
+	s.refused++
+	now := time.Now()
+	if now.Sub(s.refusedT) < time.Second {
+		s.mu.Unlock()
+		return
+	}
+	n := s.refused
+	s.refused, s.refusedT = 0, now
+	s.mu.Unlock()
+	s.log.Warn("refused WHEP offers: too many sessions (MaxSessions)", "remote", remote, "refused", n,
+		"sessions", sessions, "max_sessions", s.cfg.MaxSessions)
+}

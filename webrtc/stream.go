@@ -237,9 +237,8 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 	if au.Keyframe {
 		for _, n := range skyline.SplitAnnexB(au.Data) {
 			if len(n) >= 4 && n[0]&0x1f == 7 {
-				// profile_idc and constraint flags; the level does not
-				// matter in codec matching.
-				s.profile = hex.EncodeToString(n[1:3]) + "1f"
+				// profile_idc, constraint flags and level_idc.
+				s.profile = hex.EncodeToString(n[1:4])
 			}
 		}
 	}
@@ -319,13 +318,11 @@ func (s *Stream) clock() clock {
 	return c
 }
 
-// trackProfile is the profile-level-id to offer the stream with.
-func (s *Stream) trackProfile() string {
+// streamProfile is the profile-level-id of the stream's last SPS, or ""
+// before the first keyframe.
+func (s *Stream) streamProfile() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.profile == "" {
-		return "42e01f"
-	}
 	return s.profile
 }
 
@@ -350,6 +347,7 @@ var (
 	errNotServing  = errors.New("the server is not running")
 	errTooMany     = errors.New("too many viewers")
 	errBadOffer    = errors.New("bad offer")
+	errProfile     = errors.New("this viewer cannot decode the stream")
 	errRemoved     = errors.New("stream removed")
 	errGatherTimer = errors.New("ICE gathering did not complete in time")
 )

@@ -57,10 +57,40 @@ func (s *Stream) newViewer(ctx context.Context, offer, remote string) (*viewer, 
 		return nil, "", err
 	}
 	if m := srv.cfg.MaxViewers; m > 0 && s.sessionCount() >= m {
-		return nil, "", errTooMany
+		return nil, "", fmt.Errorf("%w on this stream (MaxViewers %d)", errTooMany, m)
 	}
 	if !strings.Contains(strings.ToUpper(offer), "H264/90000") {
 		return nil, "", fmt.Errorf("%w: the offer has no H.264 video", errBadOffer)
+	}
+	// A slot of MaxSessions is taken by the offers being negotiated too,
+	// so that a flood of offers cannot open peer connections without
+	// bound: one beyond the cap costs no socket.
+	srv.mu.Lock()
+	if len(srv.sessions)+srv.pending >= srv.cfg.MaxSessions {
+		n := len(srv.sessions)
+		srv.mu.Unlock()
+		srv.refusedLog(remote, n)
+		return nil, "", fmt.Errorf("%w on this server (MaxSessions %d)", errTooMany, srv.cfg.MaxSessions)
+	}
+	srv.pending++
+	srv.mu.Unlock()
+	released := false
+	defer func() {
+		if !released {
+			srv.mu.Lock()
+			srv.pending--
+			srv.mu.Unlock()
+		}
+	}()
+	// The answer must label the stream with a profile the viewer decodes
+	// (a Constrained-Baseline-only offer, as Firefox may send, answered
+	// with its own label while the stream is High shows black video).
+	label := "42e01f" // before the first keyframe: the in-band SPS tells
+	if sp := s.streamProfile(); sp != "" {
+		var err error
+		if label, err = chooseProfile(offeredH264(offer), sp); err != nil {
+			return nil, "", err
+		}
 	}
 	var ice []pion.ICEServer
 	for _, is := range srv.cfg.ICEServers {
@@ -80,13 +110,22 @@ func (s *Stream) newViewer(ctx context.Context, offer, remote string) (*viewer, 
 		return fail(fmt.Errorf("%w: %v", errBadOffer, err))
 	}
 	v.track, err = pion.NewTrackLocalStaticRTP(pion.RTPCodecCapability{MimeType: pion.MimeTypeH264, ClockRate: 90000,
-		SDPFmtpLine: h264Fmtp(s.trackProfile())}, "video", "skyline")
+		SDPFmtpLine: h264Fmtp(label)}, "video", "skyline")
 	if err != nil {
 		return fail(fmt.Errorf("webrtc: new track: %w", err))
 	}
 	sender, err := pc.AddTrack(v.track)
 	if err != nil {
 		return fail(fmt.Errorf("%w: %v", errBadOffer, err))
+	}
+	if codec, ok := answerCodec(label); ok && s.streamProfile() != "" {
+		for _, tr := range pc.GetTransceivers() {
+			if tr.Sender() == sender {
+				if err := tr.SetCodecPreferences([]pion.RTPCodecParameters{codec}); err != nil {
+					return fail(fmt.Errorf("webrtc: codec preferences: %w", err))
+				}
+			}
+		}
 	}
 	answer, err := pc.CreateAnswer(nil)
 	if err != nil {
@@ -116,6 +155,8 @@ func (s *Stream) newViewer(ctx context.Context, offer, remote string) (*viewer, 
 		srv.mu.Unlock()
 		return fail(errNotServing)
 	}
+	srv.pending-- // the reserved slot becomes the session's
+	released = true
 	srv.sessions[v.id] = v
 	srv.wg.Add(2)
 	srv.mu.Unlock()

@@ -23,6 +23,7 @@ type serveOptions struct {
 	w, h                int
 	listen, path        string
 	encoder, preset     string
+	profile             string
 	bitrate             int
 	keyint              time.Duration
 	user, pass          string
@@ -49,6 +50,7 @@ func serve(args []string) int {
 	fs.StringVar(&o.path, "path", "/skyline", "RTSP path of the stream")
 	fs.StringVar(&o.encoder, "encoder", "", "GStreamer H.264 encoder element (default x264enc)")
 	fs.StringVar(&o.preset, "preset", "", "x264 speed preset (default superfast)")
+	fs.StringVar(&o.profile, "profile", "", "H.264 profile: baseline, constrained-baseline, main or high (default: the encoder's, High for x264); baseline plays in every browser (Firefox may decode Constrained Baseline only)")
 	fs.IntVar(&o.bitrate, "bitrate", 0, "bitrate in kbit/s (default: scaled to the picture, 2488 at 720p30)")
 	fs.DurationVar(&o.keyint, "keyframe-interval", 2*time.Second, "time between keyframes")
 	fs.StringVar(&o.user, "user", "", "require this RTSP user (with --pass)")
@@ -112,6 +114,11 @@ func (o *serveOptions) check() error {
 	default:
 		o.w, o.h = 1280, 720
 	}
+	switch o.profile {
+	case "", "baseline", "constrained-baseline", "main", "high":
+	default:
+		return fmt.Errorf("--profile %q: want baseline, constrained-baseline, main or high", o.profile)
+	}
 	switch o.status {
 	case "auto", "always", "never":
 	default:
@@ -149,6 +156,16 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			return err
 		}
 		dests = append(dests, stream)
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		go func() { // the server stopped serving by itself: stop, exit 1
+			select {
+			case err := <-srv.Failed():
+				cancel(err)
+			case <-ctx.Done():
+			}
+		}()
 	}
 	web, stopWeb, err := startWeb(o, log)
 	if err != nil {
@@ -168,7 +185,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	mc := newServeMetrics(o.metrics)
 	sl, err := skyline.New(skyline.Config{
 		Logger: log, Name: "SkyLine",
-		Encoder: skyline.Encoder{Element: o.encoder, Preset: o.preset, Bitrate: o.bitrate, KeyframeInterval: o.keyint},
+		Encoder: skyline.Encoder{Element: o.encoder, Preset: o.preset, Profile: o.profile, Bitrate: o.bitrate, KeyframeInterval: o.keyint},
 		OnEvent: mc.onEvent(func(e skyline.Event) { logEvent(log, e) }),
 	}, dests...)
 	if err != nil {
@@ -243,6 +260,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	stopErr := sl.Stop()
 	st := sl.Stats()
 	fmt.Printf("SkyLine: stopped after %d frames (%d encoded, %d dropped)\n", st.Accepted, st.Encoded, st.Dropped)
+	if err := context.Cause(ctx); errors.Is(err, rtsp.ErrServerFailed) {
+		return err
+	}
 	if pumpErr != nil && !errors.Is(pumpErr, context.Canceled) {
 		return pumpErr
 	}

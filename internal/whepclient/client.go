@@ -55,6 +55,10 @@ type Options struct {
 	Queue int
 	// TCP gathers ICE-TCP candidates only (no UDP).
 	TCP bool
+	// H264Profiles, when set, restricts the offer to H.264 with these
+	// profile-level-ids (packetization-mode=1), like a browser whose
+	// decoder has fewer profiles (Firefox: "42e01f").
+	H264Profiles []string
 }
 
 // HTTPError is a WHEP answer other than 201.
@@ -75,7 +79,7 @@ func Dial(ctx context.Context, url string, o Options) (*Client, error) {
 		o.Queue = 256
 	}
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
+	if err := registerCodecs(m, o.H264Profiles); err != nil {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
@@ -292,4 +296,59 @@ func (c *Client) SelectedPair() string {
 		}
 	}
 	return ""
+}
+
+// registerCodecs registers pion's default codecs, or H.264 with the given
+// profile-level-ids only.
+func registerCodecs(m *webrtc.MediaEngine, profiles []string) error {
+	if len(profiles) == 0 {
+		return m.RegisterDefaultCodecs()
+	}
+	for i, p := range profiles {
+		err := m.RegisterCodec(webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+				SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=" + p,
+				RTCPFeedback: []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}}},
+			PayloadType: webrtc.PayloadType(102 + i),
+		}, webrtc.RTPCodecTypeVideo)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Offer makes an SDP offer as Dial sends it (ICE gathered), without
+// sending it: for tests of the endpoint itself. The peer connection is
+// closed before Offer returns.
+func Offer(ctx context.Context, o Options) (string, error) {
+	m := &webrtc.MediaEngine{}
+	if err := registerCodecs(m, o.H264Profiles); err != nil {
+		return "", err
+	}
+	se := webrtc.SettingEngine{LoggerFactory: silent}
+	se.SetIncludeLoopbackCandidate(true)
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return "", err
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
+		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		return "", err
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return "", err
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return "", err
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	return pc.LocalDescription().SDP, nil
 }

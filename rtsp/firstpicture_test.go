@@ -6,7 +6,6 @@ import (
 	"io"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,23 +31,6 @@ func (a *auTap) WriteAccessUnit(au *skyline.AccessUnit) error {
 	return nil
 }
 
-// syncBuffer collects a process's stderr while the test may read it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // firstPictureClients are the third-party players of the first-picture
 // test, each with the options the README gives for a low-latency start, as

@@ -22,12 +22,18 @@
 //
 // Behaviour:
 //   - The SDP carries the SPS and PPS of the encoder's first keyframe. A
-//     DESCRIBE or SETUP that arrives before it is answered "503 Service
-//     Unavailable" with a reason, never left hanging.
+//     DESCRIBE or SETUP that arrives before it (a player started together
+//     with the program, during the warm-up) is held until that keyframe, up
+//     to ServerConfig.HoldTimeout (default 10 s), then answered "503
+//     Service Unavailable" with a reason: never refused at once, never left
+//     hanging.
 //   - When a viewer starts playing, the encoder is asked for a keyframe
 //     (rate-limited by the SkyLine and shared by viewers joining together),
 //     so the first decodable picture arrives within about one frame time
-//     plus the encode, instead of at the next keyframe interval.
+//     plus the encode, instead of at the next keyframe interval. A viewer
+//     receives nothing before its first keyframe, so its first picture is
+//     a clean one (GStreamer's depayloader would otherwise decode the
+//     pictures before it into garbage).
 //   - Viewers stay connected across Stop/Start of the SkyLine when the
 //     picture size is unchanged; RTP timestamps keep increasing. A new size
 //     ends their sessions, so players reconnect and get the new SDP.

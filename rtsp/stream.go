@@ -73,6 +73,9 @@ type StreamStats struct {
 	// overflowed for longer than ServerConfig.SlowViewerTimeout, or a write
 	// to them blocked for ServerConfig.WriteTimeout.
 	SlowViewersDisconnected uint64
+	// HeldRequests: DESCRIBE and SETUP requests that arrived before the
+	// first picture and waited for it (ServerConfig.HoldTimeout).
+	HeldRequests uint64
 }
 
 // Stream is one path of a Server. It implements skyline.Receiver: give it
@@ -93,22 +96,25 @@ type Stream struct {
 	sps, pps  []byte
 	width     int
 	height    int
-	epoch     time.Time // StreamInfo.Start of the first session ss served
+	epoch     time.Time // capture time of the first access unit ss served
 	tsBase    uint32
 	lastTicks int64
 	haveTicks bool
 	warned    bool
+	ready     chan struct{} // closed at the first picture (see hold.go)
 
 	feed feed.Feed // the session feeding the stream: keyframe requests, events
 
 	vmu     sync.Mutex // guards viewers and the viewer structs
 	viewers map[*viewer]struct{}
+	targets []*viewer // fanOutLocked's scratch list (under mu)
 
 	viewersTotal atomic.Uint64
 	aus          atomic.Uint64
 	packets      atomic.Uint64
 	dropped      atomic.Uint64
 	kicked       atomic.Uint64
+	held         atomic.Uint64
 }
 
 // viewer is one RTSP session set up on a stream (its ServerSession's user
@@ -116,7 +122,10 @@ type Stream struct {
 type viewer struct {
 	st         *Stream
 	sess       *gortsplib.ServerSession
+	ss         *gortsplib.ServerStream // the stream it was set up with
 	playing    bool
+	waitKey    bool // receives nothing until a keyframe (see fanOutLocked)
+	multicast  bool
 	pendingKey bool
 	firstDrop  time.Time
 	lastDrop   time.Time
@@ -163,6 +172,7 @@ func (s *Stream) Stats() StreamStats {
 		Packets:                 s.packets.Load(),
 		PacketsDropped:          s.dropped.Load(),
 		SlowViewersDisconnected: s.kicked.Load(),
+		HeldRequests:            s.held.Load(),
 	}
 }
 
@@ -222,6 +232,18 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 	if au == nil || len(au.Data) == 0 {
 		return nil
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.removed || !s.open {
+		return nil
+	}
+	s.writeLocked(au, s.info.Start.Add(au.PTS))
+	return nil
+}
+
+// writeLocked describes, packetises and fans out one access unit captured
+// at the wall-clock time at.
+func (s *Stream) writeLocked(au *skyline.AccessUnit, at time.Time) {
 	var nalus [][]byte
 	var sps, pps []byte
 	for _, n := range skyline.SplitAnnexB(au.Data) {
@@ -239,44 +261,34 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 		nalus = append(nalus, n)
 	}
 	if len(nalus) == 0 {
-		return nil
-	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.removed || !s.open {
-		return nil
+		return
 	}
 	if s.ss == nil || sps != nil && !bytes.Equal(sps, s.sps) || pps != nil && !bytes.Equal(pps, s.pps) {
 		if sps == nil || pps == nil || !au.Keyframe {
-			return nil // nothing to describe yet, or wait for a complete keyframe
+			return // nothing to describe yet, or wait for a complete keyframe
 		}
-		if !s.configureLocked(sps, pps) {
-			return nil
+		if !s.configureLocked(sps, pps, at) {
+			return
 		}
 	}
 	pkts, err := s.enc.Encode(nalus)
 	if err != nil {
 		s.log.Warn("cannot packetise an access unit", "error", err)
-		return nil
+		return
 	}
-	ticks := s.ticksLocked(au.PTS)
-	ntp := s.info.Start.Add(au.PTS)
+	ts := s.tsBase + uint32(s.ticksLocked(at))
 	for _, p := range pkts {
-		p.Timestamp = s.tsBase + uint32(ticks)
-		if err := s.ss.WritePacketRTPWithNTP(s.media, p, ntp); err != nil {
-			return nil // the stream was closed under us; the next keyframe recreates it
-		}
+		p.Timestamp = ts
 	}
+	s.fanOutLocked(pkts, au.Keyframe, at)
 	s.aus.Add(1)
 	s.packets.Add(uint64(len(pkts)))
-	return nil
 }
 
-// ticksLocked converts a PTS of the current SkyLine session into 90 kHz
-// ticks since the stream's epoch, strictly increasing across sessions.
-func (s *Stream) ticksLocked(pts time.Duration) int64 {
-	off := s.info.Start.Sub(s.epoch) + pts
+// ticksLocked converts a capture time into 90 kHz ticks since the stream's
+// epoch, strictly increasing across sessions.
+func (s *Stream) ticksLocked(at time.Time) int64 {
+	off := at.Sub(s.epoch)
 	ticks := int64(off/time.Second)*90000 + int64(off%time.Second)*90000/int64(time.Second)
 	if s.haveTicks && ticks <= s.lastTicks {
 		ticks = s.lastTicks + 1
@@ -288,7 +300,7 @@ func (s *Stream) ticksLocked(pts time.Duration) int64 {
 // configureLocked (re)describes the stream from a keyframe's SPS and PPS.
 // A new picture size replaces the ServerStream (ending its viewers'
 // sessions); other parameter changes are reloaded in place.
-func (s *Stream) configureLocked(sps, pps []byte) bool {
+func (s *Stream) configureLocked(sps, pps []byte, at time.Time) bool {
 	var p h264.SPS
 	if err := p.Unmarshal(sps); err != nil {
 		if !s.warned {
@@ -332,7 +344,8 @@ func (s *Stream) configureLocked(sps, pps []byte) bool {
 	s.ss, s.media, s.enc = ss, media, enc
 	s.sps, s.pps = forma.SPS, forma.PPS
 	s.width, s.height = w, h
-	s.epoch, s.haveTicks, s.tsBase = s.info.Start, false, binary.BigEndian.Uint32(b[:])
+	s.epoch, s.haveTicks, s.tsBase = at, false, binary.BigEndian.Uint32(b[:])
+	s.signalReadyLocked()
 	s.log.Info("stream ready", "width", w, "height", h)
 	return true
 }
@@ -376,6 +389,7 @@ func (s *Stream) remove() {
 	s.mu.Lock()
 	s.removed = true
 	s.closeStreamLocked()
+	s.signalReadyLocked()
 	s.mu.Unlock()
 	s.feed.Detach()
 }
@@ -390,11 +404,11 @@ func viewerOf(sess *gortsplib.ServerSession) *viewer {
 }
 
 // addViewer attaches a viewer to a session at SETUP.
-func (s *Stream) addViewer(sess *gortsplib.ServerSession) {
+func (s *Stream) addViewer(sess *gortsplib.ServerSession, ss *gortsplib.ServerStream) {
 	if v := viewerOf(sess); v != nil {
 		return
 	}
-	v := &viewer{st: s, sess: sess}
+	v := &viewer{st: s, sess: sess, ss: ss}
 	sess.SetUserData(v)
 	s.vmu.Lock()
 	s.viewers[v] = struct{}{}
@@ -420,6 +434,12 @@ func (v *viewer) started() {
 	}
 	v.pendingKey = false
 	first := !v.playing
+	if first {
+		v.waitKey = true
+		if tr := v.sess.Transport(); tr != nil && tr.Protocol == gortsplib.ProtocolUDPMulticast {
+			v.multicast = true
+		}
+	}
 	v.playing = true
 	s.vmu.Unlock()
 	if first {

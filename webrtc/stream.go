@@ -72,6 +72,9 @@ type StreamStats struct {
 	// KeyframeRequests: picture loss indications (PLI) and full intra
 	// requests (FIR) received from viewers.
 	KeyframeRequests uint64
+	// HeldOffers: WHEP offers that arrived before the stream's first
+	// keyframe and waited for it (ServerConfig.HoldTimeout).
+	HeldOffers uint64
 }
 
 // rtpMTU is the RTP packet size (header included) the stream is cut into:
@@ -107,6 +110,7 @@ type Stream struct {
 	profile   string // profile-level-id of the last SPS ("" before one)
 	width     int
 	height    int
+	ready     chan struct{} // closed at the first keyframe (see hold.go)
 
 	feed feed.Feed // the session feeding the stream: keyframe requests, events
 
@@ -117,6 +121,7 @@ type Stream struct {
 	aus          atomic.Uint64
 	dropped      atomic.Uint64
 	keyRequests  atomic.Uint64
+	held         atomic.Uint64
 }
 
 func newStream(srv *Server, path string, opts StreamOptions) *Stream {
@@ -171,6 +176,7 @@ func (s *Stream) Stats() StreamStats {
 		AccessUnits:        s.aus.Load(),
 		AccessUnitsDropped: s.dropped.Load(),
 		KeyframeRequests:   s.keyRequests.Load(),
+		HeldOffers:         s.held.Load(),
 	}
 }
 
@@ -240,6 +246,7 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 				// profile_idc and constraint flags; the level does not
 				// matter in codec matching.
 				s.profile = hex.EncodeToString(n[1:3]) + "1f"
+				s.signalReadyLocked()
 			}
 		}
 	}
@@ -333,6 +340,7 @@ func (s *Stream) trackProfile() string {
 func (s *Stream) remove() {
 	s.mu.Lock()
 	s.removed = true
+	s.signalReadyLocked()
 	s.mu.Unlock()
 	s.feed.Detach()
 	s.vmu.Lock()

@@ -37,6 +37,13 @@
 //   - Viewers stay connected across Stop/Start of the SkyLine when the
 //     picture size is unchanged; RTP timestamps keep increasing. A new size
 //     ends their sessions, so players reconnect and get the new SDP.
+//   - Always available (StreamOptions.Offline): while the path has no live
+//     picture (before the first Start, during a warm-up, after Stop) it
+//     plays an offline card (path, state, clock, at a low frame rate;
+//     skyline.OfflineCard), so players connect at any time and stay
+//     connected; the live stream replaces the card at its next keyframe in
+//     the same RTP session (sequence numbers and timestamps continue, SPS
+//     and PPS travel in-band with every keyframe).
 //   - Every viewer has a bounded write queue (ServerConfig.WriteQueueSize).
 //     A viewer that reads too slowly never delays Put, the encoder or other
 //     viewers: its excess packets are dropped and counted (StreamStats), and

@@ -11,10 +11,10 @@ import (
 	"github.com/skyline-go/skyline/rtsp"
 )
 
-// numberedPuts Puts frames numbered from 0 at fps until stop is closed and
-// records the number of the first frame the SkyLine accepted (the stream's
-// first picture; after a warm-up, the frame that ended it).
-func numberedPuts(t *testing.T, sl *skyline.SkyLine, fr *frames, fps float64, stop <-chan struct{}) (first *atomic.Int64, done <-chan struct{}) {
+// numberedPuts Puts frames numbered from from at fps until stop is closed
+// and records the number of the first frame the SkyLine accepted (the
+// stream's first picture; after a warm-up, the frame that ended it).
+func numberedPuts(t *testing.T, sl *skyline.SkyLine, fr *frames, fps float64, from int, stop <-chan struct{}) (first *atomic.Int64, done <-chan struct{}) {
 	first = new(atomic.Int64)
 	first.Store(-1)
 	ch := make(chan struct{})
@@ -23,7 +23,7 @@ func numberedPuts(t *testing.T, sl *skyline.SkyLine, fr *frames, fps float64, st
 		buf := make([]byte, fr.w*fr.h*3)
 		tick := time.NewTicker(time.Duration(float64(time.Second) / fps))
 		defer tick.Stop()
-		for n := 0; ; n++ {
+		for n := from; ; n++ {
 			fr.draw(buf, n)
 			ok, err := sl.Put(skyline.FrameBGR(buf, fr.w, fr.h, 0))
 			if err != nil && !errors.Is(err, skyline.ErrNotAccepted) {
@@ -82,7 +82,7 @@ func TestHoldUntilFirstPicture(t *testing.T) {
 			fr := newFrames(w, h)
 			if c.params.FPS == 0 {
 				// The warm-up runs; the players start 10 frames into it.
-				first, fed = numberedPuts(t, sl, fr, fps, stop)
+				first, fed = numberedPuts(t, sl, fr, fps, 0, stop)
 				waitFor(t, 10*time.Second, "the warm-up", func() bool { return sl.State() == skyline.StateWarmup })
 				time.Sleep(10 * time.Second / fps)
 			}
@@ -97,7 +97,7 @@ func TestHoldUntilFirstPicture(t *testing.T) {
 					return st.Stats().HeldRequests >= uint64(len(players))
 				})
 				time.Sleep(time.Duration(rand.IntN(51)) * time.Millisecond)
-				first, fed = numberedPuts(t, sl, fr, fps, stop)
+				first, fed = numberedPuts(t, sl, fr, fps, 0, stop)
 			} else if st.Stats().AccessUnits != 0 {
 				t.Fatal("the stream had a picture before the players started: the test proves nothing")
 			}

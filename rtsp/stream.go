@@ -19,6 +19,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
 	"github.com/skyline-go/skyline"
+	"github.com/skyline-go/skyline/internal/card"
 	"github.com/skyline-go/skyline/internal/feed"
 )
 
@@ -31,6 +32,13 @@ type StreamOptions struct {
 	// Public serves this path without authentication even when the server
 	// requires credentials.
 	Public bool
+	// Offline, when set, makes the path always available: while it has no
+	// live picture (before the first Start, during a warm-up, after Stop)
+	// it plays this offline card, and its viewers stay connected; the live
+	// stream resumes at its next keyframe in the same RTP session. Default
+	// nil: no card, requests wait for the first picture
+	// (ServerConfig.HoldTimeout).
+	Offline *skyline.OfflineCard
 }
 
 // String describes the options without the password.
@@ -39,7 +47,7 @@ func (o StreamOptions) String() string {
 	if o.Pass != "" {
 		pass = "***"
 	}
-	return fmt.Sprintf("rtsp.StreamOptions{User:%q Pass:%q Public:%v}", o.User, pass, o.Public)
+	return fmt.Sprintf("rtsp.StreamOptions{User:%q Pass:%q Public:%v Offline:%v}", o.User, pass, o.Public, o.Offline != nil)
 }
 
 // LogValue keeps the password out of structured logs.
@@ -51,6 +59,11 @@ func (o StreamOptions) validate() error {
 	}
 	if o.Public && o.User != "" {
 		return fmt.Errorf("%w: StreamOptions: Public with credentials", ErrInvalidConfig)
+	}
+	if o.Offline != nil {
+		if err := o.Offline.Validate(); err != nil {
+			return fmt.Errorf("%w: StreamOptions: %v", ErrInvalidConfig, err)
+		}
 	}
 	return nil
 }
@@ -103,7 +116,9 @@ type Stream struct {
 	warned    bool
 	ready     chan struct{} // closed at the first picture (see hold.go)
 
-	feed feed.Feed // the session feeding the stream: keyframe requests, events
+	feed feed.Feed    // the session feeding the stream: keyframe requests, events
+	card *card.Source // the offline card, or nil (StreamOptions.Offline)
+	live bool         // (under mu) the open session's first keyframe went out
 
 	vmu     sync.Mutex // guards viewers and the viewer structs
 	viewers map[*viewer]struct{}
@@ -133,8 +148,13 @@ type viewer struct {
 }
 
 func newStream(srv *Server, path string, opts StreamOptions) *Stream {
-	return &Stream{srv: srv, path: path, opts: opts, viewers: map[*viewer]struct{}{},
+	s := &Stream{srv: srv, path: path, opts: opts, viewers: map[*viewer]struct{}{},
 		log: srv.log.With(slog.String("path", path))}
+	if opts.Offline != nil {
+		s.card = card.New(*opts.Offline, path, s.log, s.writeCard)
+		s.card.Show(card.Waiting, 0, 0)
+	}
+	return s
 }
 
 // Name is "rtsp:" followed by the path (a skyline.Destination name).
@@ -204,9 +224,11 @@ func (s *Stream) Open(info skyline.StreamInfo) error {
 			"from", fmt.Sprintf("%dx%d", s.width, s.height), "to", fmt.Sprintf("%dx%d", info.Width, info.Height))
 		s.closeStreamLocked()
 	}
-	s.open, s.info = true, info
+	s.open, s.info, s.live = true, info, false
 	s.mu.Unlock()
-
+	if s.card != nil {
+		s.card.Show(card.Starting, info.Width, info.Height)
+	}
 	s.feed.Attach(info)
 	return nil
 }
@@ -216,15 +238,25 @@ func (s *Stream) Open(info skyline.StreamInfo) error {
 func (s *Stream) Close() {
 	s.feed.Detach()
 	s.mu.Lock()
-	s.open = false
+	s.open, s.live = false, false
+	w, h := s.width, s.height
 	s.mu.Unlock()
+	if s.card != nil {
+		s.card.Show(card.Stopped, w, h)
+	}
 }
 
 // emit reports an event to the feeding SkyLine's program, if one is open.
 func (s *Stream) emit(e skyline.Event) { s.feed.Emit(e) }
 
-// requestKeyframe asks the feeding SkyLine for a keyframe, if any.
-func (s *Stream) requestKeyframe() { s.feed.RequestKeyframe() }
+// requestKeyframe asks the feeding SkyLine for a keyframe, if any, and the
+// offline card for its next picture now, if shown.
+func (s *Stream) requestKeyframe() {
+	s.feed.RequestKeyframe()
+	if s.card != nil {
+		s.card.Kick()
+	}
+}
 
 // WriteAccessUnit implements skyline.Receiver: it packetises the access
 // unit and queues the packets to every viewer. It never blocks on a viewer.
@@ -237,8 +269,29 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 	if s.removed || !s.open {
 		return nil
 	}
+	if s.card != nil && !s.live {
+		if !au.Keyframe {
+			return nil // the card plays until the live stream's keyframe
+		}
+		s.live = true
+		s.card.Hide()
+	}
 	s.writeLocked(au, s.info.Start.Add(au.PTS))
 	return nil
+}
+
+// writeCard writes an access unit of the offline card, captured at at,
+// while the stream has no live picture.
+func (s *Stream) writeCard(au *skyline.AccessUnit, at time.Time) {
+	if au == nil || len(au.Data) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.removed || s.live {
+		return
+	}
+	s.writeLocked(au, at)
 }
 
 // writeLocked describes, packetises and fans out one access unit captured
@@ -392,6 +445,9 @@ func (s *Stream) remove() {
 	s.signalReadyLocked()
 	s.mu.Unlock()
 	s.feed.Detach()
+	if s.card != nil {
+		s.card.Close()
+	}
 }
 
 // viewerOf is the viewer of a session, or nil.

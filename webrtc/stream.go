@@ -16,6 +16,7 @@ import (
 	"github.com/pion/rtp/codecs"
 
 	"github.com/skyline-go/skyline"
+	"github.com/skyline-go/skyline/internal/card"
 	"github.com/skyline-go/skyline/internal/feed"
 )
 
@@ -28,6 +29,12 @@ type StreamOptions struct {
 	// Public serves this path without authentication even when the server
 	// requires credentials.
 	Public bool
+	// Offline, when set, makes the path always available: while it has no
+	// live picture (before the first Start, during a warm-up, after Stop)
+	// it plays this offline card, and its viewers (the page included) stay
+	// connected; the live stream resumes at its next keyframe in the same
+	// session. Default nil: no card.
+	Offline *skyline.OfflineCard
 }
 
 // String describes the options without the password.
@@ -36,7 +43,7 @@ func (o StreamOptions) String() string {
 	if o.Pass != "" {
 		pass = "***"
 	}
-	return fmt.Sprintf("webrtc.StreamOptions{User:%q Pass:%q Public:%v}", o.User, pass, o.Public)
+	return fmt.Sprintf("webrtc.StreamOptions{User:%q Pass:%q Public:%v Offline:%v}", o.User, pass, o.Public, o.Offline != nil)
 }
 
 // LogValue keeps the password out of structured logs.
@@ -51,6 +58,11 @@ func (o StreamOptions) validate() error {
 	}
 	if strings.Contains(o.User, ":") {
 		return fmt.Errorf("%w: StreamOptions: User may not contain ':'", ErrInvalidConfig)
+	}
+	if o.Offline != nil {
+		if err := o.Offline.Validate(); err != nil {
+			return fmt.Errorf("%w: StreamOptions: %v", ErrInvalidConfig, err)
+		}
 	}
 	return nil
 }
@@ -112,7 +124,9 @@ type Stream struct {
 	height    int
 	ready     chan struct{} // closed at the first keyframe (see hold.go)
 
-	feed feed.Feed // the session feeding the stream: keyframe requests, events
+	feed feed.Feed    // the session feeding the stream: keyframe requests, events
+	card *card.Source // the offline card, or nil (StreamOptions.Offline)
+	live bool         // (under mu) the open session's first keyframe went out
 
 	vmu     sync.Mutex // guards viewers and the viewers' fan-out fields
 	viewers map[*viewer]struct{}
@@ -127,8 +141,13 @@ type Stream struct {
 func newStream(srv *Server, path string, opts StreamOptions) *Stream {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	return &Stream{srv: srv, path: path, opts: opts, viewers: map[*viewer]struct{}{},
+	s := &Stream{srv: srv, path: path, opts: opts, viewers: map[*viewer]struct{}{},
 		tsBase: binary.BigEndian.Uint32(b[:]), log: srv.log.With(slog.String("path", path))}
+	if opts.Offline != nil {
+		s.card = card.New(*opts.Offline, path, s.log, s.writeCard)
+		s.card.Show(card.Waiting, 0, 0)
+	}
+	return s
 }
 
 // Name is "webrtc:" followed by the path (a skyline.Destination name).
@@ -205,10 +224,12 @@ func (s *Stream) Open(info skyline.StreamInfo) error {
 	if s.epoch.IsZero() {
 		s.epoch = info.Start
 	}
-	s.open, s.info = true, info
+	s.open, s.info, s.live = true, info, false
 	s.width, s.height = info.Width, info.Height
 	s.mu.Unlock()
-
+	if s.card != nil {
+		s.card.Show(card.Starting, info.Width, info.Height)
+	}
 	s.feed.Attach(info)
 	return nil
 }
@@ -218,15 +239,25 @@ func (s *Stream) Open(info skyline.StreamInfo) error {
 func (s *Stream) Close() {
 	s.feed.Detach()
 	s.mu.Lock()
-	s.open = false
+	s.open, s.live = false, false
+	w, h := s.width, s.height
 	s.mu.Unlock()
+	if s.card != nil {
+		s.card.Show(card.Stopped, w, h)
+	}
 }
 
 // emit reports an event to the feeding SkyLine's program, if one is open.
 func (s *Stream) emit(e skyline.Event) { s.feed.Emit(e) }
 
-// requestKeyframe asks the feeding SkyLine for a keyframe, if any.
-func (s *Stream) requestKeyframe() { s.feed.RequestKeyframe() }
+// requestKeyframe asks the feeding SkyLine for a keyframe, if any, and the
+// offline card for its next picture now, if shown.
+func (s *Stream) requestKeyframe() {
+	s.feed.RequestKeyframe()
+	if s.card != nil {
+		s.card.Kick()
+	}
+}
 
 // WriteAccessUnit implements skyline.Receiver: it packetises the access
 // unit once and queues it to every connected viewer. It never blocks on a
@@ -240,6 +271,39 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 		s.mu.Unlock()
 		return nil
 	}
+	if s.card != nil && !s.live {
+		if !au.Keyframe {
+			s.mu.Unlock()
+			return nil // the card plays until the live stream's keyframe
+		}
+		s.live = true
+		s.card.Hide()
+	}
+	s.write(au, s.info.Start.Add(au.PTS))
+	return nil
+}
+
+// writeCard writes an access unit of the offline card, captured at at,
+// while the stream has no live picture.
+func (s *Stream) writeCard(au *skyline.AccessUnit, at time.Time) {
+	if au == nil || len(au.Data) == 0 {
+		return
+	}
+	s.mu.Lock()
+	if s.removed || s.live {
+		s.mu.Unlock()
+		return
+	}
+	s.write(au, at)
+}
+
+// write packetises an access unit captured at at and queues it to every
+// connected viewer (never waiting for one). It is called with s.mu held
+// and unlocks it.
+func (s *Stream) write(au *skyline.AccessUnit, at time.Time) {
+	if s.epoch.IsZero() {
+		s.epoch = at
+	}
 	if au.Keyframe {
 		for _, n := range skyline.SplitAnnexB(au.Data) {
 			if len(n) >= 4 && n[0]&0x1f == 7 {
@@ -250,11 +314,11 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 			}
 		}
 	}
-	ts := s.tsBase + uint32(s.ticksLocked(au.PTS))
+	ts := s.tsBase + uint32(s.ticksLocked(at))
 	payloads := s.pay.Payload(rtpMTU-12, au.Data)
-	s.mu.Unlock()
 	if len(payloads) == 0 {
-		return nil
+		s.mu.Unlock()
+		return
 	}
 	f := &frame{pkts: make([]rtp.Packet, len(payloads)), key: au.Keyframe}
 	for i, p := range payloads {
@@ -283,16 +347,16 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 		}
 	}
 	s.vmu.Unlock()
+	s.mu.Unlock() // held until queued: the card's and the live access units stay in order
 	if needKey {
 		s.requestKeyframe()
 	}
-	return nil
 }
 
-// ticksLocked converts a PTS of the current SkyLine session into 90 kHz
-// ticks since the stream's epoch, strictly increasing across sessions.
-func (s *Stream) ticksLocked(pts time.Duration) int64 {
-	off := s.info.Start.Sub(s.epoch) + pts
+// ticksLocked converts a capture time into 90 kHz ticks since the
+// stream's epoch, strictly increasing across sessions.
+func (s *Stream) ticksLocked(at time.Time) int64 {
+	off := at.Sub(s.epoch)
 	ticks := int64(off/time.Second)*90000 + int64(off%time.Second)*90000/int64(time.Second)
 	if s.haveTicks && ticks <= s.lastTicks {
 		ticks = s.lastTicks + 1
@@ -343,6 +407,9 @@ func (s *Stream) remove() {
 	s.signalReadyLocked()
 	s.mu.Unlock()
 	s.feed.Detach()
+	if s.card != nil {
+		s.card.Close()
+	}
 	s.vmu.Lock()
 	vs := make([]*viewer, 0, len(s.viewers))
 	for v := range s.viewers {

@@ -219,7 +219,10 @@ func (s *Stream) Open(info skyline.StreamInfo) error {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrStreamBusy, s.path)
 	}
-	if s.ss != nil && (info.Width != s.width || info.Height != s.height) {
+	// A new size ends the viewers' sessions now, so they reconnect and get
+	// the new SDP; with the offline card, at the first picture of the new
+	// size (the card's, which follows the stream's size), not twice.
+	if s.ss != nil && s.card == nil && (info.Width != s.width || info.Height != s.height) {
 		s.log.Info("picture size changed: ending viewer sessions so they reconnect",
 			"from", fmt.Sprintf("%dx%d", s.width, s.height), "to", fmt.Sprintf("%dx%d", info.Width, info.Height))
 		s.closeStreamLocked()

@@ -66,13 +66,14 @@ func (p *producer) end() {
 }
 
 // classify says whether a decoded picture is the card of path ("card"),
-// a live frame (its number) or neither.
-func classify(bgr []byte, w, h int, path string) (isCard bool, num int, ok bool) {
+// a live frame (its number, read back; its pixels checked against the test
+// pattern unless numberOnly) or neither.
+func classify(bgr []byte, w, h int, path string, numberOnly bool) (isCard bool, num int, ok bool) {
 	if card.PSNR(bgr, w, h, path, cardStates...) >= 25 {
 		return true, 0, true
 	}
 	num, ok = testpattern.ReadBGR(bgr, w, h)
-	return false, num, ok && mediatest.PSNR(bgr, testpattern.NewBGR(w, h, num)) >= 28
+	return false, num, ok && (numberOnly || mediatest.PSNR(bgr, testpattern.NewBGR(w, h, num)) >= 28)
 }
 
 // phases follows a viewer through card -> live from 0 -> card -> live from
@@ -80,14 +81,16 @@ func classify(bgr []byte, w, h int, path string) (isCard bool, num int, ok bool)
 // p begins (1: connect the first producer, 2: end it, 3: connect the
 // second) and reports done after live frames of phase 3.
 type phases struct {
-	mu     sync.Mutex
-	phase  int
-	cards  [4]int
-	lives  [4]int
-	prev   int
-	live   int
-	next   func(p int)
-	failed error
+	mu    sync.Mutex
+	phase int
+	cards [4]int
+	lives [4]int
+	prev  int
+	live  int
+	next  func(p int)
+	// numberOnly: the producer's frames carry a number but are not the
+	// test pattern (Python's).
+	numberOnly bool
 }
 
 // see takes one picture; it returns errDone at the end.
@@ -95,7 +98,7 @@ func (ph *phases) see(bgr []byte, w, h int, path string) error {
 	ph.mu.Lock()
 	defer ph.mu.Unlock()
 	p := ph.phase
-	isCard, num, ok := classify(bgr, w, h, path)
+	isCard, num, ok := classify(bgr, w, h, path, ph.numberOnly)
 	switch {
 	case !ok:
 		return fmt.Errorf("phase %d: neither the card nor a live frame (cards %v, live %v)", p, ph.cards, ph.lives)
@@ -243,7 +246,7 @@ func followWHEP(ctx context.Context, wc *whepclient.Client, w, h int, path strin
 		case <-ctx.Done():
 			return fmt.Errorf("%v after %v", ctx.Err(), runs)
 		case pic := <-dec.Pictures():
-			isCard, num, ok := classify(pic.BGR, w, h, path)
+			isCard, num, ok := classify(pic.BGR, w, h, path, false)
 			kind := "card"
 			switch {
 			case !ok:
@@ -352,4 +355,59 @@ func startShell(t *testing.T, script string) *cli {
 	}()
 	t.Cleanup(func() { _ = c.cmd.Process.Kill() })
 	return c
+}
+
+// TestServePythonProducerTCP (issue 13, item 3): the documented Python side
+// (examples/python-pipe/send.py --connect, Debian's python3-opencv) streams
+// through `serve --input tcp:ADDR`; the Python program is killed (a crash)
+// and started again, and the same ffmpeg RTSP session sees card, its
+// frames, card, the new run's frames.
+func TestServePythonProducerTCP(t *testing.T) {
+	const w, h = 320, 240
+	in := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c := startCLI(t, "serve", "--input", "tcp:"+in, "--size", "320x240", "--fps", "30",
+		"--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--no-udp", "--path", "/py", "--status", "never")
+	url := strings.Fields(c.line(t, "SkyLine: streaming tcp:"))[4]
+	var py atomic.Pointer[exec.Cmd]
+	run := func(from int) {
+		cmd := exec.Command("/usr/bin/python3", "../../examples/python-pipe/send.py", "--size", "320x240", "--fps", "30",
+			"--start", fmt.Sprint(from), "--connect", "tcp:"+in)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Error(err)
+			return
+		}
+		py.Store(cmd)
+	}
+	kill := func() {
+		if cmd := py.Load(); cmd != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}
+	t.Cleanup(kill)
+	ph := &phases{live: 20, numberOnly: true, next: func(p int) {
+		switch p {
+		case 1:
+			run(0)
+		case 2:
+			kill()
+		case 3:
+			run(1000)
+		}
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	err := mediatest.Decode(ctx, url, w, h, []string{"-rtsp_transport", "tcp"}, nil, func(i int, bgr []byte) error {
+		return ph.see(bgr, w, h, "/py")
+	})
+	if !errors.Is(err, errDone) {
+		t.Fatalf("RTSP viewer: %v; stderr: %s", err, c.stderr.String())
+	}
+	t.Logf("RTSP viewer: cards %v, live frames %v", ph.cards, ph.lives)
+	kill()
+	_ = c.cmd.Process.Signal(os.Interrupt)
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, c.stderr.String())
+	}
 }

@@ -154,49 +154,53 @@ func (s *Source) run() {
 	tick := time.NewTicker(period)
 	defer tick.Stop()
 	var last time.Time
+	retry := time.Second // after an encoder that cannot start
 	for {
-		now := false
+		woken := false
 		select {
 		case <-s.quit:
 			return
 		case <-s.wake:
-			now = true
+			woken = true
 		case <-tick.C:
 		}
 		s.mu.Lock()
 		want := s.want
-		s.want.kicked = false
 		s.mu.Unlock()
 		if !want.show {
 			cur.show = false
 			continue
 		}
+		fresh := !cur.show || want.text != cur.text
 		if sl == nil || want.w != cur.w || want.h != cur.h {
 			if sl != nil {
 				_ = sl.Close()
 				sl = nil
 			}
 			var err error
-			sl, err = s.open(want.w, want.h)
-			if err != nil {
-				s.log.Warn("offline card: cannot start its encoder", "error", err)
-				s.wait(time.Second)
+			if sl, err = s.open(want.w, want.h); err != nil {
+				s.log.Warn("offline card: cannot start its encoder", "error", err, "retry_in", retry)
+				s.wait(retry)
+				retry = min(2*retry, 30*time.Second)
 				continue
 			}
+			retry = time.Second
 			cur.w, cur.h = want.w, want.h
 			buf = make([]byte, want.w*want.h*3)
-			now = true
+			fresh = true
 		}
-		fresh := !cur.show || want.text != cur.text
 		cur.show, cur.text = true, want.text
 		t := time.Now()
 		// A wake-up draws at once when the card appears, changes or is
-		// kicked, at most every 100 ms; otherwise the ticker paces it.
-		if now && !fresh && !want.kicked {
+		// kicked (at most every 100 ms: a kick then waits for the ticker);
+		// otherwise the ticker paces it.
+		if woken && !fresh && (!want.kicked || t.Sub(last) < 100*time.Millisecond) {
 			continue
 		}
-		if now && t.Sub(last) < 100*time.Millisecond {
-			continue
+		if want.kicked {
+			s.mu.Lock()
+			s.want.kicked = false
+			s.mu.Unlock()
 		}
 		last = t
 		Draw(buf, cur.w, cur.h, s.title, cur.text, t)

@@ -13,12 +13,12 @@ import (
 	"github.com/skyline-go/skyline/internal/testpattern"
 )
 
-// openCVScript reads n pictures from a URL with OpenCV's GStreamer backend
-// (the usual rtspsrc pipeline of a user's program) and writes them to
-// stdout as packed BGR.
+// openCVScript reads n pictures from a URL with OpenCV's GStreamer backend,
+// as a user's program does (cv2.VideoCapture(url, cv2.CAP_GSTREAMER)), and
+// writes them to stdout as packed BGR.
 const openCVScript = `
 import sys, cv2
-cap = cv2.VideoCapture("rtspsrc location=%s protocols=tcp latency=0 ! decodebin ! videoconvert ! video/x-raw,format=BGR ! appsink" % sys.argv[1], cv2.CAP_GSTREAMER)
+cap = cv2.VideoCapture(sys.argv[1], cv2.CAP_GSTREAMER)
 if not cap.isOpened():
     sys.exit("OpenCV cannot open " + sys.argv[1])
 out = sys.stdout.buffer
@@ -31,9 +31,10 @@ for i in range(int(sys.argv[2])):
 cap.release()
 `
 
-// Every player is told to use TCP, as the servers of the tests offer only
-// TCP: rtspsrc would first try UDP and lose a second there (and two UDP
-// sessions set up at once race inside gortsplib 5.6.5's readerAdd).
+// The players run with their defaults (ffmpeg is told TCP, which the
+// servers of the tests offer alone: rtspsrc and OpenCV try UDP first and
+// fall back). Servers with UDP are avoided here: two UDP sessions set up at
+// once race inside gortsplib 5.6.5's readerAdd (seen by the race detector).
 
 // player is a third-party RTSP client decoding a live URL into packed BGR
 // pictures of a known size, read back as frame numbers.
@@ -63,7 +64,7 @@ func startPlayer(t *testing.T, kind, url string, w, h, n int) *player {
 		cmd = exec.CommandContext(ctx, "ffmpeg", "-v", "error", "-nostdin", "-rtsp_transport", "tcp", "-i", url,
 			"-frames:v", strconv.Itoa(n), "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "bgr24", "-")
 	case "rtspsrc":
-		cmd = exec.CommandContext(ctx, "gst-launch-1.0", "-q", "rtspsrc", "location="+url, "protocols=tcp", "latency=0",
+		cmd = exec.CommandContext(ctx, "gst-launch-1.0", "-q", "rtspsrc", "location="+url, "latency=0",
 			"!", "decodebin", "!", "videoconvert", "!", "video/x-raw,format=BGR",
 			"!", "identity", "eos-after="+strconv.Itoa(n+1), "!", "fdsink", "fd=1")
 	case "opencv":

@@ -411,3 +411,32 @@ func TestServePythonProducerTCP(t *testing.T) {
 		t.Fatalf("exit %d; stderr: %s", code, c.stderr.String())
 	}
 }
+
+// TestServeListenBadInput: a listening input without --size, without an
+// address, or on a file that is not a socket is a clear error (no panic,
+// the file untouched).
+func TestServeListenBadInput(t *testing.T) {
+	notSock := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notSock, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--input", "unix:/tmp/x.sock"}, "needs --size"},
+		{[]string{"--input", "tcp:", "--size", "64x48"}, "want unix:/path/to.sock or tcp:HOST:PORT"},
+		{[]string{"--input", "unix:" + notSock, "--size", "64x48"}, "is not a socket"},
+		{[]string{"--input", "tcp:256.0.0.1:1", "--size", "64x48"}, "--input tcp:256.0.0.1:1"},
+	} {
+		args := append([]string{"serve", "--no-rtsp", "--out", "file:" + filepath.Join(t.TempDir(), "x.mp4")}, c.args...)
+		out, err := exec.Command(binary, args...).CombinedOutput()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() == 0 || !strings.Contains(string(out), c.want) || strings.Contains(string(out), "panic") {
+			t.Errorf("%v: %v, output %q, want an error with %q", c.args, err, out, c.want)
+		}
+	}
+	if b, err := os.ReadFile(notSock); err != nil || string(b) != "keep me" {
+		t.Errorf("the file that is not a socket was touched: %q %v", b, err)
+	}
+}

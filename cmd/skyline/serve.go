@@ -48,7 +48,7 @@ func serve(args []string) int {
 	fs.StringVar(&o.input, "input", "testsrc", "frames from: testsrc, stdin, file:PATH (a video file), v4l2:DEVICE (a camera), "+
 		"unix:PATH or tcp:ADDR (listen: each connection is a producer sending raw frames as on stdin; one at a time, a second is refused)")
 	fs.BoolVar(&o.keepServing, "keep-serving", false, "stay up when the input ends, showing the offline card (stdin resumes when new data arrives, e.g. a new writer of a named pipe); listening inputs always do")
-	fs.BoolVar(&o.offlineCard, "offline-card", true, "while no producer streams (before the first frame, between producers), play a card with the path, state and time: viewers stay connected (--offline-card=false: refuse them until the first picture)")
+	fs.BoolVar(&o.offlineCard, "offline-card", true, "while no producer streams (before the first frame, between producers), play a card with the path, state and time: viewers stay connected (--offline-card=false: a viewer waits up to 10 s for the first picture, then is refused)")
 	fs.StringVar(&o.pixFmt, "pix-fmt", "bgr24", "stdin pixel format: bgr24 (OpenCV), rgb24, bgra, rgba, gray, i420")
 	fs.StringVar(&o.size, "size", "", "stdin frame size WIDTHxHEIGHT (required for stdin; testsrc default 1280x720)")
 	fs.Float64Var(&o.fps, "fps", 30, "frame rate of the input")

@@ -113,3 +113,47 @@ func TestHoldUntilFirstPicture(t *testing.T) {
 		})
 	}
 }
+
+// TestHoldEndsWithTheServer: a held DESCRIBE does not hold up Close or
+// RemoveStream: Close returns at once and the request gets an answer or
+// its connection closes; a held request on a removed path gets 404.
+func TestHoldEndsWithTheServer(t *testing.T) {
+	srv := newServer(t, rtsp.ServerConfig{HoldTimeout: time.Minute})
+	a, err := srv.AddStream("/a", rtsp.StreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := srv.AddStream("/b", rtsp.StreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := make(chan error, 2)
+	go func() { _, err := describe(a.URL(), nil); answers <- err }()
+	waitFor(t, 10*time.Second, "the request to be held", func() bool { return a.Stats().HeldRequests == 1 })
+	if err := srv.RemoveStream("/a"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-answers:
+		if statusCode(err) != 404 {
+			t.Errorf("held DESCRIBE of a removed path: %v, want 404", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the held request outlived its stream")
+	}
+	go func() { _, err := describe(b.URL(), nil); answers <- err }()
+	waitFor(t, 10*time.Second, "the request to be held", func() bool { return b.Stats().HeldRequests == 1 })
+	t0 := time.Now()
+	srv.Close()
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Errorf("Close took %v with a held request", d)
+	}
+	select {
+	case err := <-answers:
+		if err == nil {
+			t.Error("a held DESCRIBE succeeded on a closed server")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the held request outlived the server")
+	}
+}

@@ -80,16 +80,21 @@ func (p *oneProducer) Next(ctx context.Context) (input, error) {
 	}
 }
 
+// Close closes the input if it was never handed out; a handed-out one is
+// closed by its session (runProducers), except a reader (stdin), closed
+// here to interrupt a blocked read: GStreamer and test sources follow ctx,
+// and must not be closed under a Next in progress.
 func (p *oneProducer) Close() {
 	p.once.Do(func() { close(p.closed) })
 	p.mu.Lock()
-	in := p.in
-	if in == nil {
-		in = p.given
-	}
+	in, given := p.in, p.given
+	p.in = nil
 	p.mu.Unlock()
 	if in != nil {
 		in.Close()
+	}
+	if r, ok := given.(*rawSource); ok {
+		r.Close()
 	}
 }
 

@@ -68,6 +68,8 @@ type session struct {
 	draining atomic.Bool // Stop is draining: errors are returned, not reported
 	wg       sync.WaitGroup
 	lastKey  atomic.Int64 // unix nanos of the last keyframe request
+	// keyDeferred: a request that came too soon after lastKey waits
+	keyDeferred atomic.Bool
 }
 
 // launch builds the gst-launch description of the encoder pipeline.
@@ -310,12 +312,23 @@ func (s *session) pullAccessUnits() {
 }
 
 // requestKeyframe asks the encoder for a keyframe, at most one request per
-// 100 ms (viewers joining together share one). Safe at any time, even
-// after the session ended.
+// 100 ms (viewers joining together share one). A request within 100 ms of
+// the last one is deferred to the end of that interval, never dropped: the
+// keyframe asked for earlier may already have gone out before the new
+// viewer could receive it. Safe at any time, even after the session ended.
 func (s *session) requestKeyframe() {
 	now := time.Now().UnixNano()
 	last := s.lastKey.Load()
-	if now-last < int64(100*time.Millisecond) || !s.lastKey.CompareAndSwap(last, now) {
+	if wait := last + int64(100*time.Millisecond) - now; wait > 0 {
+		if s.keyDeferred.CompareAndSwap(false, true) {
+			time.AfterFunc(time.Duration(wait), func() {
+				s.keyDeferred.Store(false)
+				s.requestKeyframe()
+			})
+		}
+		return
+	}
+	if !s.lastKey.CompareAndSwap(last, now) {
 		return
 	}
 	s.relMu.RLock()

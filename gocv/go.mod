@@ -4,7 +4,10 @@ go 1.26.0
 
 require github.com/skyline-go/skyline v0.0.0
 
-require github.com/pion/transport/v5 v5.1.4 // indirect
+require (
+	github.com/pion/transport/v5 v5.1.4 // indirect
+	golang.org/x/image v0.46.0 // indirect
+)
 
 require (
 	github.com/bluenviron/gortsplib/v5 v5.6.5 // indirect

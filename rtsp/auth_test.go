@@ -22,7 +22,8 @@ func withCreds(url, user, pass string) string {
 func TestAuth(t *testing.T) {
 	for _, m := range []rtsp.AuthMethod{rtsp.AuthBasic, rtsp.AuthDigest} {
 		t.Run(m.String(), func(t *testing.T) {
-			srv := newServer(t, rtsp.ServerConfig{User: "alice", Pass: "s3cret!", AuthMethods: []rtsp.AuthMethod{m}})
+			srv := newServer(t, rtsp.ServerConfig{User: "alice", Pass: "s3cret!", AuthMethods: []rtsp.AuthMethod{m},
+				HoldTimeout: 100 * time.Millisecond})
 			sl := startSkyLine(t, srv, "/cam", smallW, smallH, smallFPS, skyline.Encoder{})
 			f := startFeeder(t, sl, smallW, smallH, smallFPS, 0)
 			own, err := srv.AddStream("/own", rtsp.StreamOptions{User: "bob", Pass: "other"})
@@ -53,7 +54,7 @@ func TestAuth(t *testing.T) {
 				}
 			}
 			// Per-path credentials and public paths answer without the
-			// server's (503: nothing streams there yet).
+			// server's (503 after the hold: nothing streams there yet).
 			if _, err := describe(withCreds(own.URL(), "bob", "other"), nil); statusCode(err) != 503 {
 				t.Errorf("own credentials: %v, want 503", err)
 			}

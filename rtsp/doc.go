@@ -22,15 +22,28 @@
 //
 // Behaviour:
 //   - The SDP carries the SPS and PPS of the encoder's first keyframe. A
-//     DESCRIBE or SETUP that arrives before it is answered "503 Service
-//     Unavailable" with a reason, never left hanging.
+//     DESCRIBE or SETUP that arrives before it (a player started together
+//     with the program, during the warm-up) is held until that keyframe, up
+//     to ServerConfig.HoldTimeout (default 10 s), then answered "503
+//     Service Unavailable" with a reason: never refused at once, never left
+//     hanging.
 //   - When a viewer starts playing, the encoder is asked for a keyframe
 //     (rate-limited by the SkyLine and shared by viewers joining together),
 //     so the first decodable picture arrives within about one frame time
-//     plus the encode, instead of at the next keyframe interval.
+//     plus the encode, instead of at the next keyframe interval. A viewer
+//     receives nothing before its first keyframe, so its first picture is
+//     a clean one (GStreamer's depayloader would otherwise decode the
+//     pictures before it into garbage).
 //   - Viewers stay connected across Stop/Start of the SkyLine when the
 //     picture size is unchanged; RTP timestamps keep increasing. A new size
 //     ends their sessions, so players reconnect and get the new SDP.
+//   - Always available (StreamOptions.Offline): while the path has no live
+//     picture (before the first Start, during a warm-up, after Stop) it
+//     plays an offline card (path, state, clock, at a low frame rate;
+//     skyline.OfflineCard), so players connect at any time and stay
+//     connected; the live stream replaces the card at its next keyframe in
+//     the same RTP session (sequence numbers and timestamps continue, SPS
+//     and PPS travel in-band with every keyframe).
 //   - Every viewer has a bounded write queue (ServerConfig.WriteQueueSize).
 //     A viewer that reads too slowly never delays Put, the encoder or other
 //     viewers: its excess packets are dropped and counted (StreamStats), and

@@ -31,7 +31,6 @@ func (a *auTap) WriteAccessUnit(au *skyline.AccessUnit) error {
 	return nil
 }
 
-
 // firstPictureClients are the third-party players of the first-picture
 // test, each with the options the README gives for a low-latency start, as
 // a command that plays url and writes BGR pictures to stdout.

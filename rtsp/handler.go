@@ -35,7 +35,7 @@ func (h *handler) resolve(conn *gortsplib.ServerConn, req *base.Request, path st
 	if res, err := authorize(conn, req, st.credentials()); res != nil {
 		return nil, nil, res, err
 	}
-	ss, why := st.serverStream()
+	ss, why := st.holdServerStream(h.s.closingCh())
 	if ss == nil {
 		if why == "stream removed" {
 			return nil, nil, &base.Response{StatusCode: base.StatusNotFound, StatusMessage: "Not Found (stream removed)"}, nil
@@ -62,7 +62,13 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	if v := viewerOf(ctx.Session); v != nil && v.st != st {
 		return &base.Response{StatusCode: base.StatusBadRequest, StatusMessage: "Bad Request (one path per session)"}, nil, nil
 	}
-	st.addViewer(ctx.Session, ctx.Conn)
+	st.addViewer(ctx.Session, ctx.Conn, ss)
+	// gortsplib (5.6.5) delays its SETUP response by 1 s for any client
+	// whose User-Agent starts with "GStreamer", a workaround for
+	// rtspclientsink, which publishes. This server only plays, and the
+	// delay would cost every rtspsrc (and OpenCV) viewer a second before
+	// its first picture: hide the header from that check.
+	delete(ctx.Request.Header, "User-Agent")
 	return &base.Response{StatusCode: base.StatusOK}, ss, nil
 }
 

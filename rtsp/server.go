@@ -87,6 +87,12 @@ type ServerConfig struct {
 	// IdleTimeout closes sessions of viewers that stopped talking. Default
 	// 60 s.
 	IdleTimeout time.Duration
+	// HoldTimeout is how long a DESCRIBE or SETUP that arrives before the
+	// stream's first picture (before Start, during the warm-up, between
+	// Stop and Start after a size change) waits for it; then it is
+	// answered "503 Service Unavailable" with the reason. Default
+	// DefaultHoldTimeout (10 s); negative: answer at once.
+	HoldTimeout time.Duration
 	// SlowViewerTimeout disconnects a viewer whose write queue has been
 	// overflowing (losing packets) continuously for this long. Default 5 s.
 	SlowViewerTimeout time.Duration
@@ -148,6 +154,9 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	}
 	if c.MaxConnectionsPerClient == 0 {
 		c.MaxConnectionsPerClient = DefaultMaxConnectionsPerClient
+	}
+	if c.HoldTimeout == 0 {
+		c.HoldTimeout = DefaultHoldTimeout
 	}
 	if c.SlowViewerTimeout == 0 {
 		c.SlowViewerTimeout = DefaultSlowViewerTimeout
@@ -215,6 +224,7 @@ type Server struct {
 
 	mu      sync.RWMutex // guards everything below
 	gs      *gortsplib.Server
+	closing chan struct{} // closed when gs starts closing: held requests give up
 	addr    net.Addr
 	streams pathmap.Map[*Stream]
 
@@ -283,7 +293,7 @@ func (s *Server) Start() error {
 		}
 		return fmt.Errorf("%w: %v", ErrListen, err)
 	}
-	s.gs = gs
+	s.gs, s.closing = gs, make(chan struct{})
 	s.addr = gs.NetListener().Addr()
 	streams := s.streams.Values()
 	s.mu.Unlock()
@@ -310,6 +320,10 @@ func (s *Server) Close() {
 	s.mu.Lock()
 	gs := s.gs
 	s.gs = nil
+	if s.closing != nil {
+		close(s.closing)
+		s.closing = nil
+	}
 	streams := s.streams.Values()
 	s.mu.Unlock()
 	if gs == nil {
@@ -320,6 +334,14 @@ func (s *Server) Close() {
 	}
 	gs.Close()
 	s.log.Info("RTSP server closed")
+}
+
+// closingCh is closed when the running server starts closing (nil when not
+// running: a held request then waits for its own deadline).
+func (s *Server) closingCh() <-chan struct{} {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.closing
 }
 
 // current is the running gortsplib server, or nil.

@@ -105,10 +105,11 @@ func TestPortInUse(t *testing.T) {
 	b.Close() // closing a server that never started is fine
 }
 
-// A DESCRIBE before the first keyframe gets a clear answer at once; an
-// unknown path answers 404.
+// A DESCRIBE before the first keyframe is held for ServerConfig.HoldTimeout
+// (not answered at once, which players do not retry), then gets a clear
+// answer; an unknown path answers 404 at once.
 func TestDescribeBeforeFirstKeyframe(t *testing.T) {
-	srv := newServer(t, rtsp.ServerConfig{})
+	srv := newServer(t, rtsp.ServerConfig{HoldTimeout: 300 * time.Millisecond})
 	st, err := srv.AddStream("/early", rtsp.StreamOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -118,18 +119,25 @@ func TestDescribeBeforeFirstKeyframe(t *testing.T) {
 	if statusCode(err) != base.StatusServiceUnavailable || !strings.Contains(err.Error(), "no picture yet") {
 		t.Fatalf("DESCRIBE before the first keyframe: %v, want 503 with a reason", err)
 	}
-	if d := time.Since(t0); d > 2*time.Second {
-		t.Errorf("answer took %v", d)
+	if d := time.Since(t0); d < 300*time.Millisecond || d > 2*time.Second {
+		t.Errorf("answer took %v, want the 300 ms hold", d)
 	}
+	if st.Stats().HeldRequests != 1 {
+		t.Errorf("stats %+v, want 1 held request", st.Stats())
+	}
+	t0 = time.Now()
 	_, err = describe(strings.Replace(st.URL(), "/early", "/nothing", 1), nil)
 	if statusCode(err) != base.StatusNotFound {
 		t.Fatalf("unknown path: %v, want 404", err)
+	}
+	if d := time.Since(t0); d > 250*time.Millisecond {
+		t.Errorf("404 took %v", d)
 	}
 }
 
 // Bad input to the Receiver side never panics.
 func TestWriteAccessUnitBadInput(t *testing.T) {
-	srv := newServer(t, rtsp.ServerConfig{})
+	srv := newServer(t, rtsp.ServerConfig{HoldTimeout: 100 * time.Millisecond})
 	st, err := srv.AddStream("/bad", rtsp.StreamOptions{})
 	if err != nil {
 		t.Fatal(err)

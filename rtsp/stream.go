@@ -19,6 +19,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
 	"github.com/skyline-go/skyline"
+	"github.com/skyline-go/skyline/internal/card"
 	"github.com/skyline-go/skyline/internal/feed"
 )
 
@@ -31,6 +32,13 @@ type StreamOptions struct {
 	// Public serves this path without authentication even when the server
 	// requires credentials.
 	Public bool
+	// Offline, when set, makes the path always available: while it has no
+	// live picture (before the first Start, during a warm-up, after Stop)
+	// it plays this offline card, and its viewers stay connected; the live
+	// stream resumes at its next keyframe in the same RTP session. Default
+	// nil: no card, requests wait for the first picture
+	// (ServerConfig.HoldTimeout).
+	Offline *skyline.OfflineCard
 }
 
 // String describes the options without the password.
@@ -39,7 +47,7 @@ func (o StreamOptions) String() string {
 	if o.Pass != "" {
 		pass = "***"
 	}
-	return fmt.Sprintf("rtsp.StreamOptions{User:%q Pass:%q Public:%v}", o.User, pass, o.Public)
+	return fmt.Sprintf("rtsp.StreamOptions{User:%q Pass:%q Public:%v Offline:%v}", o.User, pass, o.Public, o.Offline != nil)
 }
 
 // LogValue keeps the password out of structured logs.
@@ -51,6 +59,11 @@ func (o StreamOptions) validate() error {
 	}
 	if o.Public && o.User != "" {
 		return fmt.Errorf("%w: StreamOptions: Public with credentials", ErrInvalidConfig)
+	}
+	if o.Offline != nil {
+		if err := o.Offline.Validate(); err != nil {
+			return fmt.Errorf("%w: StreamOptions: %v", ErrInvalidConfig, err)
+		}
 	}
 	return nil
 }
@@ -73,6 +86,9 @@ type StreamStats struct {
 	// overflowed for longer than ServerConfig.SlowViewerTimeout, or a write
 	// to them blocked for ServerConfig.WriteTimeout.
 	SlowViewersDisconnected uint64
+	// HeldRequests: DESCRIBE and SETUP requests that arrived before the
+	// first picture and waited for it (ServerConfig.HoldTimeout).
+	HeldRequests uint64
 }
 
 // Stream is one path of a Server. It implements skyline.Receiver: give it
@@ -93,22 +109,27 @@ type Stream struct {
 	sps, pps  []byte
 	width     int
 	height    int
-	epoch     time.Time // StreamInfo.Start of the first session ss served
+	epoch     time.Time // capture time of the first access unit ss served
 	tsBase    uint32
 	lastTicks int64
 	haveTicks bool
 	warned    bool
+	ready     chan struct{} // closed at the first picture (see hold.go)
 
-	feed feed.Feed // the session feeding the stream: keyframe requests, events
+	feed feed.Feed    // the session feeding the stream: keyframe requests, events
+	card *card.Source // the offline card, or nil (StreamOptions.Offline)
+	live bool         // (under mu) the open session's first keyframe went out
 
 	vmu     sync.Mutex // guards viewers and the viewer structs
 	viewers map[*viewer]struct{}
+	targets []*viewer // fanOutLocked's scratch list (under mu)
 
 	viewersTotal atomic.Uint64
 	aus          atomic.Uint64
 	packets      atomic.Uint64
 	dropped      atomic.Uint64
 	kicked       atomic.Uint64
+	held         atomic.Uint64
 }
 
 // viewer is one RTSP session set up on a stream (its ServerSession's user
@@ -116,8 +137,11 @@ type Stream struct {
 type viewer struct {
 	st         *Stream
 	sess       *gortsplib.ServerSession
-	addr       string // the viewer's address (host:port of its connection at SETUP)
+	addr       string                  // the viewer's address (host:port of its connection at SETUP)
+	ss         *gortsplib.ServerStream // the stream it was set up with
 	playing    bool
+	waitKey    bool // receives nothing until a keyframe (see fanOutLocked)
+	multicast  bool
 	pendingKey bool
 	firstDrop  time.Time
 	lastDrop   time.Time
@@ -125,8 +149,13 @@ type viewer struct {
 }
 
 func newStream(srv *Server, path string, opts StreamOptions) *Stream {
-	return &Stream{srv: srv, path: path, opts: opts, viewers: map[*viewer]struct{}{},
+	s := &Stream{srv: srv, path: path, opts: opts, viewers: map[*viewer]struct{}{},
 		log: srv.log.With(slog.String("path", path))}
+	if opts.Offline != nil {
+		s.card = card.New(*opts.Offline, path, s.log, s.writeCard)
+		s.card.Show(card.Waiting, 0, 0)
+	}
+	return s
 }
 
 // Name is "rtsp:" followed by the path (a skyline.Destination name).
@@ -164,6 +193,7 @@ func (s *Stream) Stats() StreamStats {
 		Packets:                 s.packets.Load(),
 		PacketsDropped:          s.dropped.Load(),
 		SlowViewersDisconnected: s.kicked.Load(),
+		HeldRequests:            s.held.Load(),
 	}
 }
 
@@ -190,14 +220,19 @@ func (s *Stream) Open(info skyline.StreamInfo) error {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrStreamBusy, s.path)
 	}
-	if s.ss != nil && (info.Width != s.width || info.Height != s.height) {
+	// A new size ends the viewers' sessions now, so they reconnect and get
+	// the new SDP; with the offline card, at the first picture of the new
+	// size (the card's, which follows the stream's size), not twice.
+	if s.ss != nil && s.card == nil && (info.Width != s.width || info.Height != s.height) {
 		s.log.Info("picture size changed: ending viewer sessions so they reconnect",
 			"from", fmt.Sprintf("%dx%d", s.width, s.height), "to", fmt.Sprintf("%dx%d", info.Width, info.Height))
 		s.closeStreamLocked()
 	}
-	s.open, s.info = true, info
+	s.open, s.info, s.live = true, info, false
 	s.mu.Unlock()
-
+	if s.card != nil {
+		s.card.Show(card.Starting, info.Width, info.Height)
+	}
 	s.feed.Attach(info)
 	return nil
 }
@@ -207,15 +242,25 @@ func (s *Stream) Open(info skyline.StreamInfo) error {
 func (s *Stream) Close() {
 	s.feed.Detach()
 	s.mu.Lock()
-	s.open = false
+	s.open, s.live = false, false
+	w, h := s.width, s.height
 	s.mu.Unlock()
+	if s.card != nil {
+		s.card.Show(card.Stopped, w, h)
+	}
 }
 
 // emit reports an event to the feeding SkyLine's program, if one is open.
 func (s *Stream) emit(e skyline.Event) { s.feed.Emit(e) }
 
-// requestKeyframe asks the feeding SkyLine for a keyframe, if any.
-func (s *Stream) requestKeyframe() { s.feed.RequestKeyframe() }
+// requestKeyframe asks the feeding SkyLine for a keyframe, if any, and the
+// offline card for its next picture now, if shown.
+func (s *Stream) requestKeyframe() {
+	s.feed.RequestKeyframe()
+	if s.card != nil {
+		s.card.Kick()
+	}
+}
 
 // endOfAccessUnit is an access unit delimiter (H.264 7.3.2.4: NAL unit
 // type 9, primary_pic_type 7 "any slice type", then the RBSP stop bit) sent
@@ -247,6 +292,39 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 	if au == nil || len(au.Data) == 0 {
 		return nil
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.removed || !s.open {
+		return nil
+	}
+	if s.card != nil && !s.live {
+		if !au.Keyframe {
+			return nil // the card plays until the live stream's keyframe
+		}
+		s.live = true
+		s.card.Hide()
+	}
+	s.writeLocked(au, s.info.Start.Add(au.PTS))
+	return nil
+}
+
+// writeCard writes an access unit of the offline card, captured at at,
+// while the stream has no live picture.
+func (s *Stream) writeCard(au *skyline.AccessUnit, at time.Time) {
+	if au == nil || len(au.Data) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.removed || s.live {
+		return
+	}
+	s.writeLocked(au, at)
+}
+
+// writeLocked describes, packetises and fans out one access unit captured
+// at the wall-clock time at.
+func (s *Stream) writeLocked(au *skyline.AccessUnit, at time.Time) {
 	var nalus [][]byte
 	var sps, pps []byte
 	for _, n := range skyline.SplitAnnexB(au.Data) {
@@ -264,44 +342,34 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 		nalus = append(nalus, n)
 	}
 	if len(nalus) == 0 {
-		return nil
-	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.removed || !s.open {
-		return nil
+		return
 	}
 	if s.ss == nil || sps != nil && !bytes.Equal(sps, s.sps) || pps != nil && !bytes.Equal(pps, s.pps) {
 		if sps == nil || pps == nil || !au.Keyframe {
-			return nil // nothing to describe yet, or wait for a complete keyframe
+			return // nothing to describe yet, or wait for a complete keyframe
 		}
-		if !s.configureLocked(sps, pps) {
-			return nil
+		if !s.configureLocked(sps, pps, at) {
+			return
 		}
 	}
 	pkts, err := s.enc.Encode(append(nalus, endOfAccessUnit))
 	if err != nil {
 		s.log.Warn("cannot packetise an access unit", "error", err)
-		return nil
+		return
 	}
-	ticks := s.ticksLocked(au.PTS)
-	ntp := s.info.Start.Add(au.PTS)
+	ts := s.tsBase + uint32(s.ticksLocked(at))
 	for _, p := range pkts {
-		p.Timestamp = s.tsBase + uint32(ticks)
-		if err := s.ss.WritePacketRTPWithNTP(s.media, p, ntp); err != nil {
-			return nil // the stream was closed under us; the next keyframe recreates it
-		}
+		p.Timestamp = ts
 	}
+	s.fanOutLocked(pkts, au.Keyframe, at)
 	s.aus.Add(1)
 	s.packets.Add(uint64(len(pkts)))
-	return nil
 }
 
-// ticksLocked converts a PTS of the current SkyLine session into 90 kHz
-// ticks since the stream's epoch, strictly increasing across sessions.
-func (s *Stream) ticksLocked(pts time.Duration) int64 {
-	off := s.info.Start.Sub(s.epoch) + pts
+// ticksLocked converts a capture time into 90 kHz ticks since the stream's
+// epoch, strictly increasing across sessions.
+func (s *Stream) ticksLocked(at time.Time) int64 {
+	off := at.Sub(s.epoch)
 	ticks := int64(off/time.Second)*90000 + int64(off%time.Second)*90000/int64(time.Second)
 	if s.haveTicks && ticks <= s.lastTicks {
 		ticks = s.lastTicks + 1
@@ -313,7 +381,7 @@ func (s *Stream) ticksLocked(pts time.Duration) int64 {
 // configureLocked (re)describes the stream from a keyframe's SPS and PPS.
 // A new picture size replaces the ServerStream (ending its viewers'
 // sessions); other parameter changes are reloaded in place.
-func (s *Stream) configureLocked(sps, pps []byte) bool {
+func (s *Stream) configureLocked(sps, pps []byte, at time.Time) bool {
 	var p h264.SPS
 	if err := p.Unmarshal(sps); err != nil {
 		if !s.warned {
@@ -357,7 +425,8 @@ func (s *Stream) configureLocked(sps, pps []byte) bool {
 	s.ss, s.media, s.enc = ss, media, enc
 	s.sps, s.pps = forma.SPS, forma.PPS
 	s.width, s.height = w, h
-	s.epoch, s.haveTicks, s.tsBase = s.info.Start, false, binary.BigEndian.Uint32(b[:])
+	s.epoch, s.haveTicks, s.tsBase = at, false, binary.BigEndian.Uint32(b[:])
+	s.signalReadyLocked()
 	s.log.Info("stream ready", "width", w, "height", h)
 	return true
 }
@@ -401,8 +470,12 @@ func (s *Stream) remove() {
 	s.mu.Lock()
 	s.removed = true
 	s.closeStreamLocked()
+	s.signalReadyLocked()
 	s.mu.Unlock()
 	s.feed.Detach()
+	if s.card != nil {
+		s.card.Close()
+	}
 }
 
 // viewerOf is the viewer of a session, or nil.
@@ -416,11 +489,11 @@ func viewerOf(sess *gortsplib.ServerSession) *viewer {
 
 // addViewer attaches a viewer to a session at SETUP. Its address is taken
 // now: when the session closes it may have no connection left to ask.
-func (s *Stream) addViewer(sess *gortsplib.ServerSession, conn *gortsplib.ServerConn) {
+func (s *Stream) addViewer(sess *gortsplib.ServerSession, conn *gortsplib.ServerConn, ss *gortsplib.ServerStream) {
 	if v := viewerOf(sess); v != nil {
 		return
 	}
-	v := &viewer{st: s, sess: sess, addr: conn.NetConn().RemoteAddr().String()}
+	v := &viewer{st: s, sess: sess, ss: ss, addr: conn.NetConn().RemoteAddr().String()}
 	sess.SetUserData(v)
 	s.vmu.Lock()
 	s.viewers[v] = struct{}{}
@@ -446,6 +519,12 @@ func (v *viewer) started() {
 	}
 	v.pendingKey = false
 	first := !v.playing
+	if first {
+		v.waitKey = true
+		if tr := v.sess.Transport(); tr != nil && tr.Protocol == gortsplib.ProtocolUDPMulticast {
+			v.multicast = true
+		}
+	}
 	v.playing = true
 	s.vmu.Unlock()
 	if first {

@@ -26,6 +26,15 @@
 //     that URL ends the session. PATCH (trickle ICE) answers 405.
 //   - GET / lists the streams.
 //
+// Before the first picture: an offer that arrives before the stream's
+// first keyframe waits for it (so that the answer names the stream's real
+// profile), up to ServerConfig.HoldTimeout (default 10 s), then gets "503"
+// with the reason; the page retries every 2 s. With StreamOptions.Offline
+// the path is always available: while it has no live picture it plays an
+// offline card (path, state, clock; skyline.OfflineCard), and the page
+// goes from the card to the live stream and back in the same session,
+// with no reload.
+//
 // Media: the access units are packetised once (RTP, H.264 packetization
 // mode 1, 1200-byte packets, SPS/PPS in-band before each keyframe), with
 // timestamps from their PTS, and fanned out to each viewer through a

@@ -140,6 +140,14 @@ func (s *Server) serveWHEP(w http.ResponseWriter, r *http.Request, st *Stream) {
 		http.Error(w, "400 cannot read the offer: "+err.Error(), http.StatusBadRequest)
 		return
 	}
+	if err := checkOffer(string(body)); err != nil {
+		http.Error(w, "400 "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if why := st.hold(r.Context(), s.cfg.HoldTimeout); why != "" {
+		http.Error(w, "503 service unavailable: "+why, http.StatusServiceUnavailable)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
 	v, answer, err := st.newViewer(ctx, string(body), r.RemoteAddr)

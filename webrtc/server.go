@@ -99,6 +99,13 @@ type ServerConfig struct {
 	// HandshakeTimeout closes a WHEP session whose peer connection did not
 	// connect in time. Default 10 s.
 	HandshakeTimeout time.Duration
+	// HoldTimeout is how long a WHEP offer that arrives before the
+	// stream's first keyframe (before the first Start, during its warm-up)
+	// waits for it, so that the answer names the stream's real H.264
+	// profile; then it is answered "503 Service Unavailable" with the
+	// reason (the page retries). Default DefaultHoldTimeout (10 s);
+	// negative: answer at once.
+	HoldTimeout time.Duration
 	// MaxViewers limits the sessions per stream (503 beyond). Default 0: no
 	// limit but MaxSessions.
 	MaxViewers int
@@ -151,6 +158,9 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.HoldTimeout == 0 {
+		c.HoldTimeout = DefaultHoldTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

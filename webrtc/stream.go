@@ -16,6 +16,7 @@ import (
 	"github.com/pion/rtp/codecs"
 
 	"github.com/skyline-go/skyline"
+	"github.com/skyline-go/skyline/internal/card"
 	"github.com/skyline-go/skyline/internal/feed"
 )
 
@@ -28,6 +29,12 @@ type StreamOptions struct {
 	// Public serves this path without authentication even when the server
 	// requires credentials.
 	Public bool
+	// Offline, when set, makes the path always available: while it has no
+	// live picture (before the first Start, during a warm-up, after Stop)
+	// it plays this offline card, and its viewers (the page included) stay
+	// connected; the live stream resumes at its next keyframe in the same
+	// session. Default nil: no card.
+	Offline *skyline.OfflineCard
 }
 
 // String describes the options without the password.
@@ -36,7 +43,7 @@ func (o StreamOptions) String() string {
 	if o.Pass != "" {
 		pass = "***"
 	}
-	return fmt.Sprintf("webrtc.StreamOptions{User:%q Pass:%q Public:%v}", o.User, pass, o.Public)
+	return fmt.Sprintf("webrtc.StreamOptions{User:%q Pass:%q Public:%v Offline:%v}", o.User, pass, o.Public, o.Offline != nil)
 }
 
 // LogValue keeps the password out of structured logs.
@@ -51,6 +58,11 @@ func (o StreamOptions) validate() error {
 	}
 	if strings.Contains(o.User, ":") {
 		return fmt.Errorf("%w: StreamOptions: User may not contain ':'", ErrInvalidConfig)
+	}
+	if o.Offline != nil {
+		if err := o.Offline.Validate(); err != nil {
+			return fmt.Errorf("%w: StreamOptions: %v", ErrInvalidConfig, err)
+		}
 	}
 	return nil
 }
@@ -72,6 +84,9 @@ type StreamStats struct {
 	// KeyframeRequests: picture loss indications (PLI) and full intra
 	// requests (FIR) received from viewers.
 	KeyframeRequests uint64
+	// HeldOffers: WHEP offers that arrived before the stream's first
+	// keyframe and waited for it (ServerConfig.HoldTimeout).
+	HeldOffers uint64
 }
 
 // rtpMTU is the RTP packet size (header included) the stream is cut into:
@@ -107,8 +122,11 @@ type Stream struct {
 	profile   string // profile-level-id of the last SPS ("" before one)
 	width     int
 	height    int
+	ready     chan struct{} // closed at the first keyframe (see hold.go)
 
-	feed feed.Feed // the session feeding the stream: keyframe requests, events
+	feed feed.Feed    // the session feeding the stream: keyframe requests, events
+	card *card.Source // the offline card, or nil (StreamOptions.Offline)
+	live bool         // (under mu) the open session's first keyframe went out
 
 	vmu     sync.Mutex // guards viewers and the viewers' fan-out fields
 	viewers map[*viewer]struct{}
@@ -117,13 +135,19 @@ type Stream struct {
 	aus          atomic.Uint64
 	dropped      atomic.Uint64
 	keyRequests  atomic.Uint64
+	held         atomic.Uint64
 }
 
 func newStream(srv *Server, path string, opts StreamOptions) *Stream {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	return &Stream{srv: srv, path: path, opts: opts, viewers: map[*viewer]struct{}{},
+	s := &Stream{srv: srv, path: path, opts: opts, viewers: map[*viewer]struct{}{},
 		tsBase: binary.BigEndian.Uint32(b[:]), log: srv.log.With(slog.String("path", path))}
+	if opts.Offline != nil {
+		s.card = card.New(*opts.Offline, path, s.log, s.writeCard)
+		s.card.Show(card.Waiting, 0, 0)
+	}
+	return s
 }
 
 // Name is "webrtc:" followed by the path (a skyline.Destination name).
@@ -171,6 +195,7 @@ func (s *Stream) Stats() StreamStats {
 		AccessUnits:        s.aus.Load(),
 		AccessUnitsDropped: s.dropped.Load(),
 		KeyframeRequests:   s.keyRequests.Load(),
+		HeldOffers:         s.held.Load(),
 	}
 }
 
@@ -199,10 +224,12 @@ func (s *Stream) Open(info skyline.StreamInfo) error {
 	if s.epoch.IsZero() {
 		s.epoch = info.Start
 	}
-	s.open, s.info = true, info
+	s.open, s.info, s.live = true, info, false
 	s.width, s.height = info.Width, info.Height
 	s.mu.Unlock()
-
+	if s.card != nil {
+		s.card.Show(card.Starting, info.Width, info.Height)
+	}
 	s.feed.Attach(info)
 	return nil
 }
@@ -212,15 +239,25 @@ func (s *Stream) Open(info skyline.StreamInfo) error {
 func (s *Stream) Close() {
 	s.feed.Detach()
 	s.mu.Lock()
-	s.open = false
+	s.open, s.live = false, false
+	w, h := s.width, s.height
 	s.mu.Unlock()
+	if s.card != nil {
+		s.card.Show(card.Stopped, w, h)
+	}
 }
 
 // emit reports an event to the feeding SkyLine's program, if one is open.
 func (s *Stream) emit(e skyline.Event) { s.feed.Emit(e) }
 
-// requestKeyframe asks the feeding SkyLine for a keyframe, if any.
-func (s *Stream) requestKeyframe() { s.feed.RequestKeyframe() }
+// requestKeyframe asks the feeding SkyLine for a keyframe, if any, and the
+// offline card for its next picture now, if shown.
+func (s *Stream) requestKeyframe() {
+	s.feed.RequestKeyframe()
+	if s.card != nil {
+		s.card.Kick()
+	}
+}
 
 // WriteAccessUnit implements skyline.Receiver: it packetises the access
 // unit once and queues it to every connected viewer. It never blocks on a
@@ -234,19 +271,53 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 		s.mu.Unlock()
 		return nil
 	}
+	if s.card != nil && !s.live {
+		if !au.Keyframe {
+			s.mu.Unlock()
+			return nil // the card plays until the live stream's keyframe
+		}
+		s.live = true
+		s.card.Hide()
+	}
+	s.write(au, s.info.Start.Add(au.PTS))
+	return nil
+}
+
+// writeCard writes an access unit of the offline card, captured at at,
+// while the stream has no live picture.
+func (s *Stream) writeCard(au *skyline.AccessUnit, at time.Time) {
+	if au == nil || len(au.Data) == 0 {
+		return
+	}
+	s.mu.Lock()
+	if s.removed || s.live {
+		s.mu.Unlock()
+		return
+	}
+	s.write(au, at)
+}
+
+// write packetises an access unit captured at at and queues it to every
+// connected viewer (never waiting for one). It is called with s.mu held
+// and unlocks it.
+func (s *Stream) write(au *skyline.AccessUnit, at time.Time) {
+	if s.epoch.IsZero() {
+		s.epoch = at
+	}
 	if au.Keyframe {
 		for _, n := range skyline.SplitAnnexB(au.Data) {
 			if len(n) >= 4 && n[0]&0x1f == 7 {
 				// profile_idc, constraint flags and level_idc.
 				s.profile = hex.EncodeToString(n[1:4])
+				s.signalReadyLocked()
 			}
 		}
 	}
-	ts := s.tsBase + uint32(s.ticksLocked(au.PTS))
+	ts := s.tsBase + uint32(s.ticksLocked(at))
 	payloads := s.pay.Payload(rtpMTU-12, au.Data)
-	s.mu.Unlock()
 	if len(payloads) == 0 {
-		return nil
+		s.mu.Unlock()
+		return
 	}
 	f := &frame{pkts: make([]rtp.Packet, len(payloads)), key: au.Keyframe}
 	for i, p := range payloads {
@@ -275,16 +346,16 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 		}
 	}
 	s.vmu.Unlock()
+	s.mu.Unlock() // held until queued: the card's and the live access units stay in order
 	if needKey {
 		s.requestKeyframe()
 	}
-	return nil
 }
 
-// ticksLocked converts a PTS of the current SkyLine session into 90 kHz
-// ticks since the stream's epoch, strictly increasing across sessions.
-func (s *Stream) ticksLocked(pts time.Duration) int64 {
-	off := s.info.Start.Sub(s.epoch) + pts
+// ticksLocked converts a capture time into 90 kHz ticks since the
+// stream's epoch, strictly increasing across sessions.
+func (s *Stream) ticksLocked(at time.Time) int64 {
+	off := at.Sub(s.epoch)
 	ticks := int64(off/time.Second)*90000 + int64(off%time.Second)*90000/int64(time.Second)
 	if s.haveTicks && ticks <= s.lastTicks {
 		ticks = s.lastTicks + 1
@@ -330,8 +401,12 @@ func (s *Stream) streamProfile() string {
 func (s *Stream) remove() {
 	s.mu.Lock()
 	s.removed = true
+	s.signalReadyLocked()
 	s.mu.Unlock()
 	s.feed.Detach()
+	if s.card != nil {
+		s.card.Close()
+	}
 	s.vmu.Lock()
 	vs := make([]*viewer, 0, len(s.viewers))
 	for v := range s.viewers {

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -37,12 +39,17 @@ type serveOptions struct {
 	noRTSP              bool
 	web                 webOptions
 	metrics             string
+	keepServing         bool
+	offlineCard         bool
 }
 
 func serve(args []string) int {
 	o := &serveOptions{}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.StringVar(&o.input, "input", "testsrc", "frames from: testsrc, stdin, file:PATH (a video file), v4l2:DEVICE (a camera)")
+	fs.StringVar(&o.input, "input", "testsrc", "frames from: testsrc, stdin, file:PATH (a video file), v4l2:DEVICE (a camera), "+
+		"unix:PATH or tcp:ADDR (listen: each connection is a producer sending raw frames as on stdin; one at a time, a second is refused)")
+	fs.BoolVar(&o.keepServing, "keep-serving", false, "stay up when the input ends, showing the offline card (stdin resumes when new data arrives, e.g. a new writer of a named pipe); listening inputs always do")
+	fs.BoolVar(&o.offlineCard, "offline-card", true, "while no producer streams (before the first frame, between producers), play a card with the path, state and time: viewers stay connected (--offline-card=false: a viewer waits up to 10 s for the first picture, then is refused)")
 	fs.StringVar(&o.pixFmt, "pix-fmt", "bgr24", "stdin pixel format: bgr24 (OpenCV), rgb24, bgra, rgba, gray, i420")
 	fs.StringVar(&o.size, "size", "", "stdin frame size WIDTHxHEIGHT (required for stdin; testsrc default 1280x720)")
 	fs.Float64Var(&o.fps, "fps", 30, "frame rate of the input")
@@ -111,6 +118,8 @@ func (o *serveOptions) check() error {
 		o.w, o.h = w, h
 	case o.input == "stdin" || o.input == "-":
 		return errors.New("--input stdin needs --size WIDTHxHEIGHT (and --pix-fmt, --fps)")
+	case strings.HasPrefix(o.input, "unix:") || strings.HasPrefix(o.input, "tcp:"):
+		return fmt.Errorf("--input %s needs --size WIDTHxHEIGHT (and --pix-fmt, --fps)", o.input)
 	default:
 		o.w, o.h = 1280, 720
 	}
@@ -152,7 +161,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			return err
 		}
 		defer srv.Close()
-		if stream, err = srv.AddStream(o.path, rtsp.StreamOptions{}); err != nil {
+		if stream, err = srv.AddStream(o.path, rtsp.StreamOptions{Offline: o.card()}); err != nil {
 			return err
 		}
 		dests = append(dests, stream)
@@ -185,7 +194,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	mc := newServeMetrics(o.metrics)
 	sl, err := skyline.New(skyline.Config{
 		Logger: log, Name: "SkyLine",
-		Encoder: skyline.Encoder{Element: o.encoder, Preset: o.preset, Profile: o.profile, Bitrate: o.bitrate, KeyframeInterval: o.keyint},
+		Encoder: o.encoderConfig(),
 		OnEvent: mc.onEvent(func(e skyline.Event) { logEvent(log, e) }),
 	}, dests...)
 	if err != nil {
@@ -197,38 +206,34 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	defer mc.close()
 
-	in, err := openInput(o.input, o)
+	prods, err := openProducers(o, log)
 	if err != nil {
 		return err
 	}
-	first, err := in.Next(ctx)
-	if err != nil {
-		in.Close()
-		if errors.Is(err, io.EOF) {
-			return errors.New("the input ended before the first frame")
+	defer prods.Close()
+	// Where to watch: at once when producers come and go (the card plays
+	// meanwhile), else once the input's first frame started the stream.
+	announce := sync.OnceFunc(func() {
+		if stream != nil {
+			fmt.Printf("SkyLine: streaming %s at %s\n", prods.Describe(), stream.URL())
+			fmt.Printf("watch:   ffplay -rtsp_transport tcp %s   (or open it in VLC)\n", stream.URL())
+		} else {
+			fmt.Printf("SkyLine: streaming %s\n", prods.Describe())
 		}
-		return err
-	}
-	if err := sl.Start(skyline.Params{FPS: o.fps, Width: max(first.Width&^1, 2), Height: max(first.Height&^1, 2)}); err != nil {
-		in.Close()
-		return err
-	}
-	if stream != nil {
-		fmt.Printf("SkyLine: streaming %s at %s\n", o.input, stream.URL())
-		fmt.Printf("watch:   ffplay -rtsp_transport tcp %s   (or open it in VLC)\n", stream.URL())
-	} else {
-		fmt.Printf("SkyLine: streaming %s\n", o.input)
-	}
-	printWeb(web)
-	for _, d := range dests[1:] {
-		if d != stream && d != web {
-			fmt.Printf("out:     %s\n", d.Name())
+		printWeb(web)
+		for _, d := range dests[1:] {
+			if d != stream && d != web {
+				fmt.Printf("out:     %s\n", d.Name())
+			}
 		}
+	})
+	if prods.Keep() {
+		announce()
 	}
 
 	var read atomic.Int64
 	done := make(chan error, 1)
-	go func() { done <- pump(ctx, in, sl, first, o.frames, &read) }()
+	go func() { done <- runProducers(ctx, prods, sl, o, &read, log, announce) }()
 	var pumpErr error
 	if showStatus(o.status) {
 		viewers := func() (n int) { // RTSP and browser viewers
@@ -247,16 +252,16 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		if web != nil {
 			served[web.Name()] = true
 		}
-		pumpErr = statusLoop(done, sl, viewers, served, meter, &read)
+		pumpErr = statusLoop(ctx, prods, done, sl, viewers, served, meter, &read)
 	} else {
 		select {
 		case pumpErr = <-done:
 		case <-ctx.Done():
-			in.Close() // unblocks a read of stdin
+			prods.Close() // unblocks a read of stdin or a connection
 			pumpErr = <-done
 		}
 	}
-	in.Close()
+	prods.Close()
 	stopErr := sl.Stop()
 	st := sl.Stats()
 	fmt.Printf("SkyLine: stopped after %d frames (%d encoded, %d dropped)\n", st.Accepted, st.Encoded, st.Dropped)
@@ -267,6 +272,75 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return pumpErr
 	}
 	return stopErr
+}
+
+// encoderConfig is the encoder the flags ask for (the stream's and the
+// offline card's).
+func (o *serveOptions) encoderConfig() skyline.Encoder {
+	return skyline.Encoder{Element: o.encoder, Preset: o.preset, Profile: o.profile, Bitrate: o.bitrate, KeyframeInterval: o.keyint}
+}
+
+// card is the offline card of the served streams (nil with
+// --offline-card=false), at the input's size.
+func (o *serveOptions) card() *skyline.OfflineCard {
+	if !o.offlineCard {
+		return nil
+	}
+	return &skyline.OfflineCard{Width: max(o.w&^1, 16), Height: max(o.h&^1, 16), Encoder: o.encoderConfig()}
+}
+
+// runProducers streams each producer in a session of its own (Start with
+// its first frame's size, Stop at its end) until there are no more, the
+// frame limit is reached or ctx is cancelled. With a single input (no
+// --keep-serving) its end or error is the program's; otherwise a
+// producer's error is logged and the next one is awaited.
+func runProducers(ctx context.Context, prods producers, sl *skyline.SkyLine, o *serveOptions, read *atomic.Int64, log *slog.Logger, started func()) error {
+	for {
+		in, err := prods.Next(ctx)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		err = runSession(ctx, in, sl, o, read, started)
+		in.Close()
+		if !prods.Keep() || ctx.Err() != nil {
+			return err
+		}
+		if err != nil {
+			log.Warn("producer ended with an error; waiting for the next one", "input", prods.Describe(), "error", err)
+		} else {
+			log.Info("producer ended; waiting for the next one", "input", prods.Describe())
+		}
+		if err := sl.Stop(); err != nil {
+			log.Warn("stopping after the producer", "error", err)
+		}
+		if o.frames > 0 && read.Load() >= int64(o.frames) {
+			return nil
+		}
+	}
+}
+
+// runSession streams one producer's frames; started is called once the
+// stream started.
+func runSession(ctx context.Context, in input, sl *skyline.SkyLine, o *serveOptions, read *atomic.Int64, started func()) error {
+	first, err := in.Next(ctx)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("the input ended before the first frame")
+		}
+		return err
+	}
+	if err := sl.Start(skyline.Params{FPS: o.fps, Width: max(first.Width&^1, 2), Height: max(first.Height&^1, 2)}); err != nil {
+		return err
+	}
+	started()
+	limit := 0
+	if o.frames > 0 {
+		limit = max(o.frames-int(read.Load()), 1)
+	}
+	return pump(ctx, in, sl, first, limit, read)
 }
 
 // startServer starts the RTSP server. When the default UDP ports are taken
@@ -345,17 +419,22 @@ func showStatus(mode string) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// statusLoop prints a live status line every second until the pump ends.
-func statusLoop(done <-chan error, sl *skyline.SkyLine, viewers func() int, served map[string]bool, m *meter, read *atomic.Int64) error {
+// statusLoop prints a live status line every second until the pump ends
+// (on Ctrl-C it closes the producers, which ends it).
+func statusLoop(ctx context.Context, prods producers, done <-chan error, sl *skyline.SkyLine, viewers func() int, served map[string]bool, m *meter, read *atomic.Int64) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	last := time.Now()
 	lastRead, lastEnc, lastBytes := int64(0), uint64(0), int64(0)
+	stop := ctx.Done()
 	for {
 		select {
 		case err := <-done:
 			fmt.Print("\r\033[K")
 			return err
+		case <-stop:
+			prods.Close()
+			stop = nil
 		case now := <-tick.C:
 			dt := now.Sub(last).Seconds()
 			st := sl.Stats()

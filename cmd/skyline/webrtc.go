@@ -50,7 +50,7 @@ func startWeb(o *serveOptions, log *slog.Logger) (st *webrtc.Stream, stop func()
 	if err := srv.Start(); err != nil {
 		return nil, stop, fmt.Errorf("--web: %w", err)
 	}
-	if st, err = srv.AddStream(o.path, webrtc.StreamOptions{}); err != nil {
+	if st, err = srv.AddStream(o.path, webrtc.StreamOptions{Offline: o.card()}); err != nil {
 		srv.Close()
 		return nil, stop, fmt.Errorf("--web: %w", err)
 	}

@@ -10,10 +10,18 @@ holds, height x width x 3) and `skyline serve --input stdin` reads them:
 (see run.sh). In your own loop, replace make_frame with your camera and
 drawing code and keep the last lines: sys.stdout.buffer.write(frame.tobytes()).
 
+With --connect unix:PATH (or tcp:HOST:PORT) it sends the same bytes to
+`skyline serve --input unix:PATH` instead, which keeps serving (an offline
+card) when this program stops, and streams it again when it reconnects:
+
+    s = socket.socket(socket.AF_UNIX); s.connect(PATH)   # once
+    s.sendall(frame.tobytes())                           # per frame
+
 Each frame carries its number as 16 black/white blocks in a band at the top
 (the layout of SkyLine's test pattern), so a test can read it back.
 """
 import argparse
+import socket
 import sys
 import time
 
@@ -55,23 +63,34 @@ def main():
     ap.add_argument("--size", default="640x360", help="WIDTHxHEIGHT")
     ap.add_argument("--fps", type=float, default=30)
     ap.add_argument("--frames", type=int, default=0, help="stop after N frames (0: never)")
+    ap.add_argument("--start", type=int, default=0, help="number of the first frame")
+    ap.add_argument("--connect", default="", help="unix:PATH or tcp:HOST:PORT of `skyline serve --input` (default: stdout)")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
 
     frame = np.zeros((h, w, 3), np.uint8)
     band = number_band(w, h)
     out = sys.stdout.buffer
+    if args.connect:
+        kind, _, addr = args.connect.partition(":")
+        if kind == "unix":
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(addr)
+        else:
+            host, _, port = addr.rpartition(":")
+            s = socket.create_connection((host, int(port)))
+        out = s.makefile("wb")
     start = time.monotonic()
     n = 0
     try:
         while args.frames == 0 or n < args.frames:
-            make_frame(frame, n, band)
+            make_frame(frame, args.start + n, band)
             out.write(frame.tobytes())  # one raw BGR frame
             out.flush()
             n += 1
             # keep the frame rate: sleep until frame n is due
             time.sleep(max(0.0, start + n / args.fps - time.monotonic()))
-    except (BrokenPipeError, KeyboardInterrupt):
+    except (BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
         pass  # skyline stopped, or Ctrl-C
 
 

@@ -45,6 +45,7 @@ type Client struct {
 	lost      atomic.Int64
 	connected chan struct{}
 	connOnce  sync.Once
+	answer    string
 }
 
 // Options of Dial.
@@ -149,12 +150,15 @@ func Dial(ctx context.Context, url string, o Options) (*Client, error) {
 	if err != nil || resp.Header.Get("Location") == "" {
 		return fail(fmt.Errorf("WHEP: bad Location %q", resp.Header.Get("Location")))
 	}
-	c.session = loc.String()
+	c.session, c.answer = loc.String(), string(body)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
 		return fail(err)
 	}
 	return c, nil
 }
+
+// Answer is the server's SDP answer.
+func (c *Client) Answer() string { return c.answer }
 
 // Connected is closed when the peer connection is connected.
 func (c *Client) Connected() <-chan struct{} { return c.connected }

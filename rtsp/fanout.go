@@ -1,0 +1,52 @@
+package rtsp
+
+import (
+	"errors"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5/pkg/liberrors"
+	"github.com/pion/rtp"
+)
+
+// fanOutLocked writes the packets of one access unit to every playing
+// viewer's session (each has a bounded write queue; a full one drops the
+// packet, counted). A viewer that has just started playing receives
+// nothing before its first keyframe, so its first picture is a clean one,
+// never a picture decoded without its references. Multicast viewers share
+// one group: the packets go once, through one of their sessions, and are
+// not held back for a keyframe. s.mu must be held.
+func (s *Stream) fanOutLocked(pkts []*rtp.Packet, key bool, at time.Time) {
+	s.vmu.Lock()
+	targets := s.targets[:0]
+	multicast := false
+	for v := range s.viewers {
+		switch {
+		case !v.playing || v.ss != s.ss: // not yet, or of a stream that ended
+			continue
+		case v.multicast:
+			if multicast {
+				continue
+			}
+			multicast = true
+		case v.waitKey:
+			if !key {
+				continue
+			}
+			v.waitKey = false
+		}
+		targets = append(targets, v)
+	}
+	s.vmu.Unlock()
+	for _, v := range targets {
+		for _, p := range pkts {
+			err := v.sess.WritePacketRTPWithNTP(s.media, p, at)
+			if errors.As(err, new(liberrors.ErrServerWriteQueueFull)) {
+				v.droppedPacket()
+			} else if err != nil {
+				break // the session is closing
+			}
+		}
+	}
+	clear(targets)
+	s.targets = targets
+}

@@ -167,7 +167,7 @@ func RedactLaunch(text string) string {
 	text = urlInText.ReplaceAllStringFunc(text, RedactURL)
 	return secretProp.ReplaceAllStringFunc(text, func(m string) string {
 		i := strings.IndexByte(m, '=')
-		if !IsSecretName(m[:i]) {
+		if !IsSecretName(m[:i]) || strings.HasPrefix(m[i+1:], Masked) { // masked already (a URL's query)
 			return m
 		}
 		return m[:i+1] + Masked

@@ -115,9 +115,13 @@ func TestRedactURL(t *testing.T) {
 		{"srt://host:9000?passphrase=" + secPercentPass, "srt://host:9000?passphrase=****"},
 		{"kvs://us-east-1/demo?endpoint=http://bob:" + secKVSSecret + "@127.0.0.1:1", "kvs://us-east-1/demo?endpoint=http://bob:****@127.0.0.1:1"},
 		{"file:rec.mp4", "file:rec.mp4"},
+		{"kvs://us-east-1/demo?token=" + secKVSToken + "&create=1", "kvs://us-east-1/demo?token=****&create=1"},
 	} {
 		if got := skyline.RedactURL(c.in); got != c.want {
 			t.Errorf("RedactURL(%q)\n got %q\nwant %q", c.in, got, c.want)
+		}
+		if got := skyline.Redact(c.in); got != c.want { // the same URL in free text
+			t.Errorf("Redact(%q)\n got %q\nwant %q", c.in, got, c.want)
 		}
 	}
 	launch := `flvmux ! rtmp2sink location="rtmp://h/app/` + secGstKey + `" ! x264enc key-int-max=60 ! srtsink passphrase=` + secGstPass +

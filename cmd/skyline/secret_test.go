@@ -104,6 +104,20 @@ func TestServeSecretTableStartup(t *testing.T) {
 			cliNoLeak(t, fmt.Sprintf("--out %q", out), string(b))
 		}
 	}
+	// doctor --out reports every destination it is asked about, good or bad.
+	args := []string{"doctor"}
+	for _, out := range []string{
+		"rtmp://host/app/" + cliRTMPKey, "rtmp://host:x/app/" + cliRTMPKey, "rtsp://bob:" + cliRTSPPass + "@host:1/cam",
+		"srt://host:1?passphrase=" + cliSRTPass, "gst:mpegtsmux ! srtsink uri=srt://h:1 passphrase=" + cliGstPass,
+		"kvs://us-east-1/demo?secret-key=" + cliKVSSecret,
+	} {
+		args = append(args, "--out", out)
+	}
+	b, _ := exec.Command(binary, args...).CombinedOutput()
+	if !strings.Contains(string(b), "rtmp://host/app/****") {
+		t.Errorf("doctor does not report the destinations:\n%s", b)
+	}
+	cliNoLeak(t, "doctor", string(b))
 }
 
 // TestServeSecretTableRuntime runs every destination kind at once, each

@@ -215,17 +215,20 @@ func Redact(text string, secrets ...Secret) string {
 	return text
 }
 
-// RedactError is err with its message passed through Redact. errors.Is
-// still matches what err wraps; the original (unredacted) error is not
-// reachable through it. nil stays nil.
+// RedactError is err with its message passed through Redact. An error
+// whose message shows no secret is returned as it is (errors.As works);
+// otherwise errors.Is still matches what err wraps, but the original
+// (unredacted) error is not reachable through the result. nil stays nil.
 func RedactError(err error, secrets ...Secret) error {
 	if err == nil {
 		return nil
 	}
-	if r, ok := err.(*redactedError); ok && len(secrets) == 0 {
-		return r
+	msg := err.Error()
+	masked := Redact(msg, secrets...)
+	if masked == msg {
+		return err
 	}
-	return &redactedError{msg: Redact(err.Error(), secrets...), orig: err}
+	return &redactedError{msg: masked, orig: err}
 }
 
 type redactedError struct {

@@ -254,3 +254,28 @@ func TestServeSecretTableRuntime(t *testing.T) {
 	cliNoLeak(t, "kvs-local's output", localOut.String())
 	t.Logf("%d bytes of logs, %d of stdout, %d of metrics; kvs-local: %d bytes", len(c.stderr.String()), stdout.Len(), len(scraped), len(localOut.String()))
 }
+
+// TestExpandSecrets: ${NAME}, ${file:PATH} and $${, and errors that name
+// the reference but never a value.
+func TestExpandSecrets(t *testing.T) {
+	t.Setenv("CLI_KEY", cliRTMPKey)
+	path := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(path, []byte(cliRTSPPass+"\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, secrets, err := expandSecrets("--out", "rtsp://u:${file:"+path+"}@h/$${x}/${CLI_KEY}")
+	if err != nil || got != "rtsp://u:"+cliRTSPPass+"@h/${x}/"+cliRTMPKey || len(secrets) != 2 ||
+		secrets[0].Reveal() != cliRTSPPass || secrets[1].Reveal() != cliRTMPKey {
+		t.Fatalf("got %q %v %v", got, secrets, err)
+	}
+	if got, secrets, err := expandSecrets("--out", "file:a$b.mp4"); err != nil || got != "file:a$b.mp4" || secrets != nil {
+		t.Fatalf("no reference: %q %v %v", got, secrets, err)
+	}
+	for _, bad := range []string{"x${CLI_KEY", "${}", "${A B}", "${CLI_NOT_SET_AT_ALL}", "${file:/nonexistent}"} {
+		if _, _, err := expandSecrets("--out", bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		} else {
+			cliNoLeak(t, bad, err.Error())
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -175,8 +176,9 @@ func TestServeSecretTableRuntime(t *testing.T) {
 	// Given on the command line through ${NAME} or ${file:PATH}: these
 	// must not be in the arguments either.
 	viaReference := []string{cliRTMPKey, cliRTMPSPass, cliRTMPSKey, cliRTSPPass, cliRTSPSPass, cliSRTPass, cliGstKey, cliServerPass}
+	rtspPort := freePort(t)
 	args := []string{"serve", "--input", "testsrc", "--size", "320x240", "--fps", "15",
-		"--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--no-udp",
+		"--listen", fmt.Sprintf("127.0.0.1:%d", rtspPort), "--no-udp",
 		"--user", "admin", "--pass", "${file:" + file("server-pass", cliServerPass) + "}",
 		"--log-level", "debug", "--status", "always", "--metrics", fmt.Sprintf("127.0.0.1:%d", metricsPort),
 		"--out", fmt.Sprintf("rtmp://${CLI_HOST}:%d/app/${CLI_RTMP_KEY}", closed),
@@ -227,6 +229,22 @@ func TestServeSecretTableRuntime(t *testing.T) {
 			t.Fatalf("not every destination failed within 60 s (%d down: %v); stderr:\n%s", len(names), names, logs)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	// The RTSP password read from ${file:PATH} is the one the server asks
+	// for: ffprobe reads the stream with it, and not with another.
+	probe := func(pass string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v:0",
+			"-show_entries", "stream=codec_name,width", "-of", "csv=p=0",
+			fmt.Sprintf("rtsp://admin:%s@127.0.0.1:%d/skyline", pass, rtspPort)).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	if out, err := probe(cliServerPass); err != nil || out != "h264,320" {
+		t.Errorf("ffprobe with the password from the file: %q %v", out, err)
+	}
+	if out, err := probe("wrong-password"); err == nil {
+		t.Errorf("ffprobe with a wrong password: %q", out)
 	}
 	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
 	if err != nil {

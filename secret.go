@@ -1,6 +1,7 @@
 package skyline
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -79,6 +80,21 @@ func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() +
 
 // MarshalText writes the mask.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalJSON reads a JSON string (a secret in a configuration message);
+// null is the empty secret.
+func (s *Secret) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*s = Secret{}
+		return nil
+	}
+	var v string
+	if err := json.Unmarshal(b, &v); err != nil {
+		return errors.New("skyline: a secret must be a JSON string") // never quote the input
+	}
+	*s = NewSecret(v)
+	return nil
+}
 
 // SecretHolder is implemented by destinations whose settings hold secrets
 // (NewPush, NewGstSink, rtsp.Publisher, kvs sinks). A SkyLine masks them in

@@ -98,6 +98,15 @@ func TestSecretType(t *testing.T) {
 	if s.Reveal() != secRTMPKey || skyline.NewSecret("").String() != "" {
 		t.Fatal("Reveal or the empty secret")
 	}
+	var in struct{ Key, None skyline.Secret }
+	if err := json.Unmarshal([]byte(`{"Key":"`+secRTMPKey+`","None":null}`), &in); err != nil || in.Key.Reveal() != secRTMPKey || !in.None.IsZero() {
+		t.Fatalf("UnmarshalJSON: %v %v", in, err)
+	}
+	err := json.Unmarshal([]byte(`{"Key":["`+secRTMPKey+`"]}`), &in)
+	if err == nil {
+		t.Fatal("UnmarshalJSON took an array")
+	}
+	noLeak(t, "UnmarshalJSON's error", err.Error())
 }
 
 // TestRedactURL keeps the parts of a URL that help (scheme, host, port,

@@ -105,10 +105,11 @@ type SecretHolder interface {
 }
 
 // IsSecretName reports whether a property, query or field name holds a
-// secret: names with pass, secret, token, credential, auth or signature in
-// them (password, passphrase, session-token, user-pw ...), streamid (SRT
+// secret: names with pass, secret, token, credential, auth, signature,
+// cookie or header in them (password, passphrase, session-token,
+// X-Amz-Signature, extra-headers ...), pw and pwd (user-pw), streamid (SRT
 // access control, which carries user names and tokens), and names ending in
-// key (key, stream-key, access-key, secret-key; not key-int-max).
+// key (key, stream-key, access-key, secret-key, apikey; not key-int-max).
 func IsSecretName(name string) bool {
 	n := strings.ToLower(name)
 	parts := strings.FieldsFunc(n, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') })
@@ -116,7 +117,7 @@ func IsSecretName(name string) bool {
 		return false
 	}
 	for _, p := range parts {
-		for _, w := range []string{"pass", "secret", "token", "credential", "auth", "signature", "pwd"} {
+		for _, w := range []string{"pass", "secret", "token", "credential", "auth", "signature", "pwd", "cookie", "header"} {
 			if strings.Contains(p, w) {
 				return true
 			}

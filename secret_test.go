@@ -133,6 +133,15 @@ func TestRedactURL(t *testing.T) {
 			t.Errorf("Redact(%q)\n got %q\nwant %q", c.in, got, c.want)
 		}
 	}
+	for name, want := range map[string]bool{"password": true, "passphrase": true, "user-pw": true, "proxy-pw": true,
+		"access-key": true, "secret-key": true, "session-token": true, "X-Amz-Security-Token": true, "X-Amz-Signature": true,
+		"streamid": true, "key": true, "apikey": true, "stream_key": true, "extra-headers": true, "auth": true,
+		"key-int-max": false, "keyframe-interval": false, "location": false, "uri": false, "user-id": false,
+		"stream-name": false, "latency": false, "mode": false} {
+		if skyline.IsSecretName(name) != want {
+			t.Errorf("IsSecretName(%q) = %v", name, !want)
+		}
+	}
 	launch := `flvmux ! rtmp2sink location="rtmp://h/app/` + secGstKey + `" ! x264enc key-int-max=60 ! srtsink passphrase=` + secGstPass +
 		` ! kvssink secret-key="` + secKVSSecret + `" session-token=` + secKVSToken + " user-pw='" + secRTSPPass + "'"
 	got := skyline.RedactLaunch(launch)

@@ -181,6 +181,12 @@ func RedactURL(raw string) string {
 // password, passphrase, user-pw, ...; see IsSecretName) and the secrets of
 // every URL in it (see RedactURL) are replaced by "****".
 func RedactLaunch(text string) string {
+	text = quotedText.ReplaceAllStringFunc(text, func(q string) string { // a quoted URL may hold spaces
+		if inner := q[1 : len(q)-1]; quotedURL.MatchString(inner) {
+			return `"` + RedactURL(inner) + `"`
+		}
+		return q
+	})
 	text = urlInText.ReplaceAllStringFunc(text, RedactURL)
 	return secretProp.ReplaceAllStringFunc(text, func(m string) string {
 		i := strings.IndexByte(m, '=')
@@ -196,6 +202,11 @@ func RedactLaunch(text string) string {
 // wherever else they may appear (an element's error quoting a value).
 func LaunchSecrets(text string) []Secret {
 	var out []Secret
+	for _, q := range quotedText.FindAllString(text, -1) {
+		if inner := q[1 : len(q)-1]; quotedURL.MatchString(inner) {
+			out = append(out, URLSecrets(inner)...)
+		}
+	}
 	for _, u := range urlInText.FindAllString(text, -1) {
 		out = append(out, URLSecrets(u)...)
 	}
@@ -284,6 +295,7 @@ var (
 	// ends at its quote, an unquoted one at white space or '!'.
 	urlInText  = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'!]*`)
 	quotedText = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+	quotedURL  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
 	// secretProp finds name=value assignments (value quoted or not).
 	secretProp = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_.-]*=("(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s!,;]+)`)
 )

@@ -144,8 +144,13 @@ func TestRedactURL(t *testing.T) {
 	}
 	launch := `flvmux ! rtmp2sink location="rtmp://h/app/` + secGstKey + `" ! x264enc key-int-max=60 ! srtsink passphrase=` + secGstPass +
 		` ! kvssink secret-key="` + secKVSSecret + `" session-token=` + secKVSToken + " user-pw='" + secRTSPPass + "'"
+	launch += ` ! rtmp2sink location="rtmps://bob:` + secSpaceKey + `@h/app/` + secRTMPSKey + `"`
 	got := skyline.RedactLaunch(launch)
 	noLeak(t, "RedactLaunch", got)
+	for _, s := range skyline.LaunchSecrets(launch) {
+		launch = strings.ReplaceAll(launch, s.Reveal(), "")
+	}
+	noLeak(t, "the text without LaunchSecrets", launch)
 	if !strings.Contains(got, "key-int-max=60") || !strings.Contains(got, `location="rtmp://h/app/****"`) {
 		t.Errorf("RedactLaunch hides too much or too little: %s", got)
 	}

@@ -10,7 +10,10 @@ import (
 // KVS client) or a GstDestination (a GStreamer branch: files, kvssink,
 // RTMP, any sink).
 type Destination interface {
-	// Name identifies the destination in logs, errors and Stats.
+	// Name identifies the destination in logs, errors, events, metrics
+	// and Stats, so it never holds a secret (see RedactURL, RedactLaunch).
+	// A destination whose settings hold secrets implements SecretHolder:
+	// they are then masked in every error and event about it.
 	Name() string
 }
 

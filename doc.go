@@ -130,4 +130,12 @@
 // ErrDestination, ErrTimeout, ErrClosed, and Put's reasons, which wrap
 // ErrNotAccepted): test them with errors.Is. A missing GStreamer element is a
 // *MissingElementsError that says which package provides it.
+//
+// # Secrets
+//
+// Stream keys, passwords and passphrases never reach logs, errors, events,
+// metrics or Stats. They are held as Secret (which prints as "****" however
+// it is printed; Reveal where the value is used); a destination's Name is
+// shown without them (RedactURL, RedactLaunch), and a destination that holds
+// some (SecretHolder) has them masked in every error and event about it.
 package skyline

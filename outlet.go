@@ -65,6 +65,11 @@ type outlet struct {
 	st    *destStats
 	prev  <-chan struct{} // the previous session's outlet (nil: none running)
 	queue chan *AccessUnit
+
+	// secrets are the destination's (SecretHolder), masked in every error,
+	// event and log line about it.
+	secrets []Secret
+
 	// closing is closed (after queue) when the session ends; deadline is
 	// written before and read after, so the channel orders them.
 	closing  chan struct{}
@@ -103,10 +108,14 @@ func newOutlet(d Destination, st *destStats, cfg Config, log *slog.Logger, emit 
 		opened: make(chan struct{}), done: make(chan struct{})}
 	o.recv, _ = d.(Receiver)
 	o.gstd, _ = d.(GstDestination)
-	o.info.Emit = func(e Event) {
+	o.secrets = SecretsOf(d)
+	o.info.Emit = func(e Event) { // what the destination reports is masked too
 		if e.Destination == "" {
 			e.Destination = o.name
 		}
+		e.Err = RedactError(e.Err, o.secrets...)
+		e.Detail = o.redact(e.Detail)
+		e.Viewer = o.redact(e.Viewer)
 		emit(e)
 	}
 	if st.last != nil {
@@ -114,6 +123,15 @@ func newOutlet(d Destination, st *destStats, cfg Config, log *slog.Logger, emit 
 	}
 	st.last = o.done
 	return o
+}
+
+// redact masks the destination's secrets (and any secret property or URL
+// credential) in text about it.
+func (o *outlet) redact(text string) string {
+	if text == "" {
+		return ""
+	}
+	return Redact(text, o.secrets...)
 }
 
 // start launches the outlet's goroutine, which opens the destination.
@@ -348,19 +366,12 @@ func (o *outlet) pollDelivery() {
 
 // destErr wraps a destination's error in ErrDestination, secrets masked.
 func (o *outlet) destErr(err error) error {
-	msg := maskSecrets(err.Error())
-	if sec, ok := o.dest.(interface{ Secrets() []string }); ok {
-		msg = mask(msg, sec.Secrets())
-	}
-	return fmt.Errorf("%w: %s", ErrDestination, msg)
+	return fmt.Errorf("%w: %s", ErrDestination, o.redact(err.Error()))
 }
 
 // fail closes the destination, reports it and schedules a retry.
 func (o *outlet) fail(err error) {
-	msg := maskSecrets(err.Error())
-	if sec, ok := o.dest.(interface{ Secrets() []string }); ok {
-		msg = mask(msg, sec.Secrets())
-	}
+	msg := o.redact(err.Error())
 	err = fmt.Errorf("%w: %s", ErrDestination, msg)
 	o.st.up.Store(false)
 	if o.isOpen && o.recv != nil {
@@ -429,7 +440,7 @@ func (o *outlet) close(deadline time.Time) error {
 	defer timer.Stop()
 	select {
 	case <-o.done:
-		return o.closeErr
+		return RedactError(o.closeErr, o.secrets...)
 	case <-timer.C:
 	}
 	o.detached.Store(true)

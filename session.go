@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -521,16 +520,6 @@ func (s *session) release() {
 	if s.pool != nil {
 		s.pool.Close()
 	}
-}
-
-// secretProps matches property assignments whose values are secrets
-// (kvssink's access-key, secret-key and session-token, passwords).
-var secretProps = regexp.MustCompile(`\b([a-z-]*(?:secret|token|access-key|password|passwd|user-pw|passphrase)[a-z-]*)=("(?:[^"\\]|\\.)*"|[^\s!]+)`)
-
-// maskSecrets replaces secret property values in pipeline text (or an
-// error quoting it) so that it can be logged.
-func maskSecrets(desc string) string {
-	return secretProps.ReplaceAllString(desc, "$1=****")
 }
 
 // quoteLaunch quotes a value for gst-launch syntax.

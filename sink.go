@@ -13,24 +13,28 @@ import (
 // retried without touching the encoder or the other destinations).
 // NewGstSink takes any text; NewPush, NewSegmentedFile build common ones.
 type Sink struct {
-	name     string
-	launch   string
+	name string
+	// launch is the branch text; it may hold secrets (a stream key in a
+	// URL, a password property), so it is shown only through name.
+	launch   Secret
 	elements []string
 	// retry, when set, gives the text for the n-th restart (n >= 1), for
 	// sinks that must not overwrite what the first run wrote.
 	retry func(n int) string
 	// secrets are masked in every error and event about the sink.
-	secrets []string
+	secrets []Secret
 }
 
-// Secrets are strings (passwords, stream keys) to mask in errors and logs.
-func (s *Sink) Secrets() []string { return s.secrets }
+// Secrets are the values (passwords, stream keys, passphrases) the SkyLine
+// masks in every error, event and log line about the sink.
+func (s *Sink) Secrets() []Secret { return s.secrets }
 
-// Name identifies the sink.
+// Name identifies the sink, without its secrets.
 func (s *Sink) Name() string { return s.name }
 
-// Launch is the branch text.
-func (s *Sink) Launch() string { return s.launch }
+// Launch is the branch text, secrets included: it is what GStreamer runs,
+// not something to show (Name is).
+func (s *Sink) Launch() string { return s.launch.Reveal() }
 
 // Elements are the elements the branch needs.
 func (s *Sink) Elements() []string { return s.elements }
@@ -38,7 +42,7 @@ func (s *Sink) Elements() []string { return s.elements }
 // LaunchRetry is the branch text for the n-th restart after a failure.
 func (s *Sink) LaunchRetry(n int) string {
 	if s.retry == nil {
-		return s.launch
+		return s.Launch()
 	}
 	return s.retry(n)
 }
@@ -46,12 +50,19 @@ func (s *Sink) LaunchRetry(n int) string {
 // NewGstSink makes a destination of GStreamer launch text, for example
 // "matroskamux ! filesink location=out.mkv" or "fakesink". The text is
 // checked now: an unknown element or property is an error naming it.
-func NewGstSink(launch string) (*Sink, error) {
+//
+// The text may hold secrets: the values of properties named like secrets
+// (password, passphrase, key, secret-key, session-token ...; see
+// IsSecretName) and the credentials of URLs in it are masked wherever the
+// sink is shown (its Name, errors, events, logs, metrics), as are the
+// values in secrets (for secrets placed elsewhere).
+func NewGstSink(launch string, secrets ...Secret) (*Sink, error) {
 	launch = strings.TrimSpace(launch)
 	if launch == "" {
 		return nil, configErr("GStreamer sink: empty pipeline text")
 	}
-	s := &Sink{name: "gst:" + launch, launch: launch}
+	secrets = append(append([]Secret(nil), secrets...), LaunchSecrets(launch)...)
+	s := &Sink{name: "gst:" + Redact(launch, secrets...), launch: NewSecret(launch), secrets: secrets}
 	if err := ensureInit(); err != nil {
 		return nil, err
 	}
@@ -65,49 +76,38 @@ func NewGstSink(launch string) (*Sink, error) {
 // rtmps:// (FLV), srt:// (MPEG-TS, caller mode). A server that goes away is
 // retried with backoff; on reconnection the stream resumes at a keyframe.
 // For RTSP servers use rtsp.NewPublisher (ANNOUNCE/RECORD from Go).
-func NewPush(rawURL string) (*Sink, error) {
+//
+// The URL's secrets (see URLSecrets: the RTMP stream key, a password, an
+// SRT passphrase or streamid) and the values in secrets never reach its
+// Name, errors, events or logs, even when the URL is malformed.
+func NewPush(rawURL string, secrets ...Secret) (*Sink, error) {
+	secrets = append(append([]Secret(nil), secrets...), URLSecrets(rawURL)...)
+	shown := Redact(RedactURL(rawURL), secrets...)
 	u, err := url.Parse(rawURL)
-	if err != nil || u.Host == "" {
-		return nil, configErr("push destination %q: not a URL with a host", redactURL(rawURL))
+	if err != nil {
+		return nil, configErr("push destination %q: not a valid URL: %s", shown, Redact(URLProblem(err), secrets...))
 	}
-	var secrets []string
-	if p, ok := u.User.Password(); ok && p != "" {
-		secrets = append(secrets, p)
-	}
-	for _, k := range []string{"passphrase", "streamid", "key"} { // SRT and some RTMP servers
-		if v := u.Query().Get(k); v != "" {
-			secrets = append(secrets, v)
-		}
+	if u.Host == "" {
+		return nil, configErr("push destination %q: no host", shown)
 	}
 	q := quoteLaunch(rawURL)
 	var s *Sink
 	switch u.Scheme {
 	case "rtmp", "rtmps":
-		// The last path element of an RTMP URL is the stream key: a secret.
-		if i := strings.LastIndex(u.Path, "/"); i >= 0 && i+1 < len(u.Path) {
-			secrets = append(secrets, u.Path[i+1:])
-		}
-		s = &Sink{launch: "flvmux streamable=true ! rtmp2sink location=" + q,
+		s = &Sink{launch: NewSecret("flvmux streamable=true ! rtmp2sink location=" + q),
 			elements: []string{"flvmux", "rtmp2sink"}}
 	case "srt":
-		s = &Sink{launch: "mpegtsmux alignment=7 ! srtsink uri=" + q + " wait-for-connection=false",
+		s = &Sink{launch: NewSecret("mpegtsmux alignment=7 ! srtsink uri=" + q + " wait-for-connection=false"),
 			elements: []string{"mpegtsmux", "srtsink"}}
 	}
 	if s != nil {
 		s.secrets = secrets
-		s.name = "push:" + mask(redactURL(rawURL), secrets)
+		s.name = "push:" + shown
 		return s, nil
 	}
-	return nil, configErr("push destination %q: scheme %q: want rtmp, rtmps or srt (RTSP: rtsp.NewPublisher)", redactURL(rawURL), u.Scheme)
-}
-
-// redactURL hides a password in a URL (secrets never reach logs).
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
+	// An unknown scheme: where its secrets are is unknown, so only the
+	// scheme is shown.
+	return nil, configErr("push destination with scheme %q: want rtmp, rtmps or srt (RTSP: rtsp.NewPublisher)", Redact(u.Scheme, secrets...))
 }
 
 // NewSegmentedFile records into a series of files, each playable on its
@@ -136,7 +136,7 @@ func NewSegmentedFile(pattern string, segment time.Duration, keep int) (*Sink, e
 		return fmt.Sprintf("splitmuxsink location=%s max-size-time=%d max-files=%d muxer-factory=%s",
 			quoteLaunch(loc), segment.Nanoseconds(), keep, mux)
 	}
-	return &Sink{name: "file:" + pattern, launch: text(pattern), elements: []string{"splitmuxsink", mux},
+	return &Sink{name: "file:" + pattern, launch: NewSecret(text(pattern)), elements: []string{"splitmuxsink", mux},
 		retry: func(n int) string { return text(retryName(pattern, n)) }}, nil
 }
 
@@ -144,14 +144,4 @@ func NewSegmentedFile(pattern string, segment time.Duration, keep int) (*Sink, e
 func retryName(path string, n int) string {
 	ext := filepath.Ext(path)
 	return fmt.Sprintf("%s-r%d%s", strings.TrimSuffix(path, ext), n, ext)
-}
-
-// mask replaces every secret in s by "****".
-func mask(s string, secrets []string) string {
-	for _, x := range secrets {
-		if x != "" {
-			s = strings.ReplaceAll(s, x, "****")
-		}
-	}
-	return s
 }

@@ -202,7 +202,7 @@ func checkEncoder(element string, e Encoder) error {
 func checkBranch(d GstDestination) error {
 	p, err := gst.ParseLaunch(branchLaunch(d.Launch()))
 	if err != nil {
-		return configErr("destination %s: %s", d.Name(), maskSecrets(err.Error()))
+		return configErr("destination %s: %s", d.Name(), Redact(err.Error(), SecretsOf(d)...))
 	}
 	p.Close()
 	return nil

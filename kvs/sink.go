@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/skyline-go/skyline"
 )
 
 // CredentialHandler says how kvssink gets its credentials (the original's
@@ -292,9 +294,7 @@ func (s *Sink) launch(mask bool) string {
 	return b.String()
 }
 
-func secretProp(k string) bool {
-	return strings.Contains(k, "secret") || strings.Contains(k, "token") || strings.Contains(k, "access-key")
-}
+func secretProp(k string) bool { return skyline.IsSecretName(k) }
 
 // quote quotes a gst-launch value when needed.
 func quote(v string) string {

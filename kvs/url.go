@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/skyline-go/skyline"
 )
 
 // ParseURL reads a destination URL of the form
@@ -14,16 +16,17 @@ import (
 // into a Config (a CLI's --out kvs://us-east-1/demo). REGION may be empty
 // (kvs:///demo) to take the region from the AWS configuration.
 func ParseURL(s string) (Config, error) {
+	shown := skyline.RedactURL(s) // errors never quote a secret (an endpoint's password, a key=)
 	u, err := url.Parse(s)
 	if err != nil {
-		return Config{}, configErr("URL %q: %v", s, err)
+		return Config{}, configErr("URL %q: not a valid URL: %s", shown, skyline.URLProblem(err))
 	}
 	if u.Scheme != "kvs" {
-		return Config{}, configErr("URL %q: want kvs://REGION/STREAM", s)
+		return Config{}, configErr("URL %q: want kvs://REGION/STREAM", shown)
 	}
 	stream := strings.Trim(u.Path, "/")
 	if stream == "" || strings.Contains(stream, "/") {
-		return Config{}, configErr("URL %q: want kvs://REGION/STREAM", s)
+		return Config{}, configErr("URL %q: want kvs://REGION/STREAM", shown)
 	}
 	cfg := Config{Region: u.Host, Stream: stream}
 	for k, vs := range u.Query() {
@@ -36,18 +39,18 @@ func ParseURL(s string) (Config, error) {
 			case "kvssink":
 				cfg.Backend = BackendKVSSink
 			default:
-				return Config{}, configErr("URL %q: backend %q: want native or kvssink", s, v)
+				return Config{}, configErr("URL %q: backend %q: want native or kvssink", shown, v)
 			}
 		case "create":
 			b, err := strconv.ParseBool(v)
 			if err != nil {
-				return Config{}, configErr("URL %q: create=%q: want true or false", s, v)
+				return Config{}, configErr("URL %q: create=%q: want true or false", shown, v)
 			}
 			cfg.CreateStream = b
 		case "fragment", "retry-duration":
 			d, err := time.ParseDuration(v)
 			if err != nil {
-				return Config{}, configErr("URL %q: %s=%q: %v", s, k, v, err)
+				return Config{}, configErr("URL %q: %s=%q: %v", shown, k, v, err)
 			}
 			if k == "fragment" {
 				cfg.FragmentDuration = d
@@ -57,13 +60,13 @@ func ParseURL(s string) (Config, error) {
 		case "retry-bytes":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n <= 0 {
-				return Config{}, configErr("URL %q: retry-bytes=%q: want a positive number", s, v)
+				return Config{}, configErr("URL %q: retry-bytes=%q: want a positive number", shown, v)
 			}
 			cfg.RetryBufferBytes = n
 		case "endpoint":
 			cfg.Endpoint = v
 		default:
-			return Config{}, configErr("URL %q: unknown option %q", s, k)
+			return Config{}, configErr("URL %q: unknown option %q", shown, k)
 		}
 	}
 	return cfg, nil

@@ -39,5 +39,5 @@ func ExampleNewPublisher() {
 		panic(err)
 	}
 	fmt.Println(pub.Name())
-	// Output: push:rtsp://user:xxxxx@media.example:8554/cam
+	// Output: push:rtsp://user:****@media.example:8554/cam
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -24,8 +23,12 @@ import (
 // defaults.
 type PublisherConfig struct {
 	// URL is where to publish: rtsp://[user:pass@]host:port/path or
-	// rtsps://. Required.
+	// rtsps://. Required. Its password (and query values named like
+	// secrets) never reach Name, errors, events or logs.
 	URL string
+	// Secrets are further values to mask wherever the Publisher is shown
+	// (a token placed elsewhere in the URL).
+	Secrets []skyline.Secret
 	// UDP sends RTP over UDP instead of TCP (interleaved, the default).
 	UDP bool
 	// TLSConfig for rtsps:// (default: system roots).
@@ -48,8 +51,9 @@ type PublisherConfig struct {
 // errors.
 type Publisher struct {
 	cfg      PublisherConfig
-	url      string // with credentials
+	url      skyline.Secret // with credentials: revealed only to connect
 	redacted string
+	secrets  []skyline.Secret
 	log      *slog.Logger
 
 	// owned by the destination's goroutine (Open, WriteAccessUnit, Close)
@@ -81,9 +85,15 @@ type PublisherStats struct {
 
 // NewPublisher checks the configuration; it connects when the stream starts.
 func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
+	secrets := append(append([]skyline.Secret(nil), cfg.Secrets...), skyline.URLSecrets(cfg.URL)...)
+	shown := skyline.Redact(skyline.RedactURL(cfg.URL), secrets...)
 	u, err := url.Parse(cfg.URL)
-	if err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
-		return nil, fmt.Errorf("%w: publish URL %q: want rtsp://host:port/path or rtsps://", ErrInvalidConfig, redact(cfg.URL))
+	if err != nil {
+		return nil, fmt.Errorf("%w: publish URL %q: not a valid URL: %s", ErrInvalidConfig, shown,
+			skyline.Redact(skyline.URLProblem(err), secrets...))
+	}
+	if (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
+		return nil, fmt.Errorf("%w: publish URL %q: want rtsp://host:port/path or rtsps://", ErrInvalidConfig, shown)
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
@@ -94,18 +104,11 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	p := &Publisher{cfg: cfg, url: cfg.URL, redacted: redact(cfg.URL)}
+	p := &Publisher{url: skyline.NewSecret(cfg.URL), redacted: shown, secrets: secrets}
+	cfg.URL = "" // kept only as a Secret
+	p.cfg = cfg
 	p.log = cfg.Logger.With(slog.String("component", "rtsp-publisher"), slog.String("url", p.redacted))
 	return p, nil
-}
-
-// redact hides the password of a URL.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
 }
 
 // Name is "push:" and the URL without its password.
@@ -125,17 +128,9 @@ func (p *Publisher) Open(info skyline.StreamInfo) error {
 	return nil
 }
 
-// Secrets are masked by the SkyLine in every error and event about the
-// Publisher.
-func (p *Publisher) Secrets() []string {
-	u, err := url.Parse(p.url)
-	if err == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			return []string{pw}
-		}
-	}
-	return nil
-}
+// Secrets implements skyline.SecretHolder: the SkyLine masks them in
+// every error, event and log line about the Publisher.
+func (p *Publisher) Secrets() []skyline.Secret { return p.secrets }
 
 // WriteAccessUnit implements skyline.Receiver. It runs on the destination's
 // own goroutine: connecting or a slow server delays only this destination.
@@ -185,7 +180,7 @@ func (p *Publisher) connect(au *skyline.AccessUnit) error {
 	}
 	c := &gortsplib.Client{Protocol: &proto, TLSConfig: p.cfg.TLSConfig,
 		ReadTimeout: p.cfg.Timeout, WriteTimeout: p.cfg.Timeout}
-	if err := c.StartRecording(p.url, desc); err != nil {
+	if err := c.StartRecording(p.url.Reveal(), desc); err != nil {
 		return err
 	}
 	enc, err := forma.CreateEncoder()
@@ -232,15 +227,7 @@ func (p *Publisher) write(au *skyline.AccessUnit) error {
 	return nil
 }
 
-func (p *Publisher) mask(s string) string {
-	u, err := url.Parse(p.url)
-	if err == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			s = strings.ReplaceAll(s, pw, "****")
-		}
-	}
-	return s
-}
+func (p *Publisher) mask(s string) string { return skyline.Redact(s, p.secrets...) }
 
 // Close implements skyline.Receiver: the session ended.
 func (p *Publisher) Close() {

@@ -168,8 +168,9 @@ func (d *doctorReport) run(outs, needs []string, encoder, envPath string) {
 		d.printf("\nRequested\n")
 	}
 	log := slog.New(slog.DiscardHandler)
-	for _, spec := range outs {
-		dst, err := parseOut(spec, log)
+	for _, raw := range outs {
+		dst, err := parseOut(raw, log)
+		spec := skyline.Redact(skyline.RedactURL(raw)) // shown without its secrets
 		if err != nil {
 			msg := strings.TrimPrefix(err.Error(), "--out "+spec+": ")
 			d.printf("  CANNOT   --out %s: %s\n", spec, msg)

@@ -107,15 +107,15 @@ type engineOptions struct {
 // engineKVS is a KVS destination; the credentials come from the Python
 // credential handler (inline keys, the environment, or kvssink's file).
 type engineKVS struct {
-	Region         string `json:"region"`
-	Stream         string `json:"stream"`
-	Endpoint       string `json:"endpoint"`
-	Backend        string `json:"backend"`
-	Create         bool   `json:"create"`
-	Handler        string `json:"handler"` // inline, environment, file
-	AccessKey      string `json:"access_key"`
-	SecretKey      string `json:"secret_key"`
-	CredentialPath string `json:"credential_path"`
+	Region         string         `json:"region"`
+	Stream         string         `json:"stream"`
+	Endpoint       string         `json:"endpoint"`
+	Backend        string         `json:"backend"`
+	Create         bool           `json:"create"`
+	Handler        string         `json:"handler"` // inline, environment, file
+	AccessKey      string         `json:"access_key"`
+	SecretKey      skyline.Secret `json:"secret_key"`
+	CredentialPath string         `json:"credential_path"`
 }
 
 type engine struct {
@@ -495,7 +495,7 @@ func newEngineKVS(k *engineKVS, log *slog.Logger) (skyline.Destination, error) {
 	}
 	switch k.Handler {
 	case "inline":
-		cfg.Credentials = credentials.NewStaticCredentialsProvider(k.AccessKey, k.SecretKey, "")
+		cfg.Credentials = credentials.NewStaticCredentialsProvider(k.AccessKey, k.SecretKey.Reveal(), "")
 		cfg.KVSSink.Credentials = kvs.CredentialsInline
 	case "environment", "":
 		cfg.KVSSink.Credentials = kvs.CredentialsEnvironment

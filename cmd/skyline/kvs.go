@@ -17,11 +17,12 @@ import (
 
 // newKVSOut builds a kvs://REGION/STREAM destination: the native PutMedia
 // client by default, credentials from the standard AWS chain, the endpoint
-// from AWS_ENDPOINT_URL_KINESIS_VIDEO when set.
-func newKVSOut(spec string, log *slog.Logger) (skyline.Destination, error) {
+// from AWS_ENDPOINT_URL_KINESIS_VIDEO when set. shown is spec without its
+// secrets, for errors.
+func newKVSOut(spec, shown string, log *slog.Logger) (skyline.Destination, error) {
 	cfg, err := kvs.ParseURL(spec)
 	if err != nil {
-		return nil, fmt.Errorf("--out %s: %w", spec, err)
+		return nil, fmt.Errorf("--out %s: %w", shown, err)
 	}
 	cfg.Logger = log
 	cfg.OnEvent = func(e kvs.Event) {
@@ -38,7 +39,7 @@ func kvsLocal(args []string) int {
 	listen := fs.String("listen", "127.0.0.1:4566", "HTTP listen address")
 	data := fs.String("data", "kvs-data", "folder for the received media (one folder per stream)")
 	ak := fs.String("access-key", "", "access key id it accepts (default $AWS_ACCESS_KEY_ID)")
-	sk := fs.String("secret-key", "", "secret key it accepts (default $AWS_SECRET_ACCESS_KEY)")
+	sk := fs.String("secret-key", "", "secret key it accepts (default $AWS_SECRET_ACCESS_KEY; '${NAME}' and '${file:PATH}' are expanded)")
 	strict := fs.Bool("strict", false, "answer ResourceNotFound for unknown streams instead of creating them")
 	lenient := fs.Bool("lenient", false, "debugging only: no PutMedia rate limit, minimum fragment duration or idle close; PERSISTED for every stream; "+
 		"fragments ordered across requests and re-sends stored once (AWS does none of that)")
@@ -50,6 +51,9 @@ func kvsLocal(args []string) int {
 		return 2
 	}
 	log, err := newLogger(*level)
+	if err == nil {
+		*sk, _, err = expandSecrets("--secret-key", *sk)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "skyline kvs-local:", err)
 		return 2

@@ -22,25 +22,35 @@ func (o *outFlags) Set(v string) error { *o = append(*o, v); return nil }
 const outHelp = `destination (repeatable): rtsp://HOST:PORT/PATH (publish), rtmp://..., srt://..., ` +
 	`file:PATH.mp4|.mkv|.ts, file:PATTERN-%05d.mp4?segment=2s&keep=10, gst:PIPELINE, kvs://REGION/STREAM`
 
-// parseOut builds the destination an --out value names.
-func parseOut(spec string, log *slog.Logger) (skyline.Destination, error) {
+// parseOut builds the destination an --out value names, after expanding
+// ${NAME} and ${file:PATH} (expandSecrets). Neither its errors nor the
+// destination's name show a secret: the URL's own (stream key, password,
+// passphrase, secret properties of gst: text) or a substituted value.
+func parseOut(raw string, log *slog.Logger) (skyline.Destination, error) {
+	spec, secrets, err := expandSecrets("--out", raw)
+	if err != nil {
+		return nil, err
+	}
+	shown := skyline.Redact(skyline.RedactURL(spec), secrets...)
 	scheme, rest, ok := strings.Cut(spec, ":")
 	if !ok {
-		return nil, fmt.Errorf("--out %q: want SCHEME:..., e.g. file:rec.mp4 or rtsp://host:8554/path", spec)
+		return nil, fmt.Errorf("--out %q: want SCHEME:..., e.g. file:rec.mp4 or rtsp://host:8554/path", shown)
 	}
 	switch scheme {
 	case "rtsp", "rtsps":
-		return rtsp.NewPublisher(rtsp.PublisherConfig{URL: spec, Logger: log})
+		return rtsp.NewPublisher(rtsp.PublisherConfig{URL: spec, Secrets: secrets, Logger: log})
 	case "rtmp", "rtmps", "srt":
-		return skyline.NewPush(spec)
+		return skyline.NewPush(spec, secrets...)
 	case "gst":
-		return skyline.NewGstSink(rest)
+		return skyline.NewGstSink(rest, secrets...)
 	case "file":
 		return parseFileOut(rest)
 	case "kvs":
-		return newKVSOut(spec, log)
+		return newKVSOut(spec, shown, log)
 	}
-	return nil, fmt.Errorf("--out %q: unknown scheme %q (%s)", spec, scheme, outHelp)
+	// Where an unknown scheme keeps its secrets is unknown: only the scheme
+	// is shown.
+	return nil, fmt.Errorf("--out with unknown scheme %q (%s)", skyline.Redact(scheme, secrets...), outHelp)
 }
 
 // parseFileOut: PATH, or PATTERN?segment=DURATION[&keep=N].

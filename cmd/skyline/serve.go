@@ -61,7 +61,7 @@ func serve(args []string) int {
 	fs.IntVar(&o.bitrate, "bitrate", 0, "bitrate in kbit/s (default: scaled to the picture, 2488 at 720p30)")
 	fs.DurationVar(&o.keyint, "keyframe-interval", 2*time.Second, "time between keyframes")
 	fs.StringVar(&o.user, "user", "", "require this RTSP user (with --pass)")
-	fs.StringVar(&o.pass, "pass", "", "RTSP password (default: $SKYLINE_RTSP_PASS)")
+	fs.StringVar(&o.pass, "pass", "", "RTSP password (default: $SKYLINE_RTSP_PASS; '${NAME}' and '${file:PATH}' are expanded)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate (PEM) for RTSPS")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS key (PEM) for RTSPS")
 	fs.IntVar(&o.udpPort, "udp-port", 0, "RTP port of the UDP transport (RTCP +1; default 8000)")
@@ -69,7 +69,7 @@ func serve(args []string) int {
 	fs.IntVar(&o.frames, "frames", 0, "stop after this many frames (0: until the input ends or Ctrl-C)")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error")
 	fs.StringVar(&o.status, "status", "auto", "live status line: auto (on a terminal), always, never")
-	fs.Var(&o.outs, "out", outHelp)
+	fs.Var(&o.outs, "out", outHelp+".\n"+secretsHelp)
 	fs.BoolVar(&o.noRTSP, "no-rtsp", false, "do not run the RTSP server (stream only to --out destinations)")
 	addWebFlags(fs, &o.web)
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. :9090)")
@@ -99,6 +99,10 @@ func serve(args []string) int {
 func (o *serveOptions) check() error {
 	if o.pass == "" {
 		o.pass = os.Getenv("SKYLINE_RTSP_PASS")
+	} else if pass, _, err := expandSecrets("--pass", o.pass); err != nil {
+		return err
+	} else {
+		o.pass = pass
 	}
 	if (o.user == "") != (o.pass == "") {
 		return errors.New("--user and --pass go together")

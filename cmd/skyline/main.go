@@ -21,6 +21,7 @@ func main() {
 	if err := skyline.Reexec(""); err != nil {
 		fmt.Fprintln(os.Stderr, "skyline:", err)
 	}
+	keepRunningWithoutReaders()
 	os.Exit(run(os.Args[1:]))
 }
 

@@ -170,8 +170,9 @@ func newGstSource(desc, what string, live bool) (*gstSource, error) {
 	}
 	s := &gstSource{pipe: p, sink: gst.AsAppSink(p.ByName("frames")), live: live, what: what}
 	if err := p.SetState(gst.StatePlaying); err != nil {
+		reason := s.busError(err) // the bus goes with the pipeline: read it first
 		s.Close()
-		return nil, fmt.Errorf("%s: cannot start: %s", what, s.busError(err))
+		return nil, fmt.Errorf("%s: cannot start: %s", what, reason)
 	}
 	return s, nil
 }

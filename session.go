@@ -393,7 +393,8 @@ const (
 )
 
 // pts timestamps a frame: its capture time (or the Put time) since the
-// session's start, or n/fps in fixed-rate mode; always strictly increasing.
+// session's start, or n/fps in fixed-rate mode, at least one frame period
+// after the previous frame in steady mode; always strictly increasing.
 // A capture time from another clock (boot time, a camera's own) is
 // re-anchored once to the Put time, with a warning, so that the spacing of
 // the frames is kept (never compressed onto the session's start).
@@ -415,6 +416,9 @@ func (s *session) pts(f *Frame, now time.Time) time.Duration {
 		pts = t.Sub(s.start)
 	}
 	pts = max(pts, 0)
+	if s.cfg.Timestamps == TimestampsSteady && s.frames > 0 {
+		pts = max(pts, s.lastPTS+time.Duration(float64(time.Second)/s.params.FPS))
+	}
 	if s.frames > 0 && pts <= s.lastPTS {
 		pts = s.lastPTS + time.Millisecond
 	}

@@ -219,17 +219,27 @@ func (s *gstSource) Next(ctx context.Context) (skyline.Frame, error) {
 	}
 }
 
+// streamSource reads frames from a byte stream (stdin, or any reader) in
+// the --format the options name: raw frames of --size and --pix-fmt, or the
+// framed format.
+func streamSource(r io.Reader, closer func(), o *serveOptions) (input, error) {
+	if o.format == "framed" {
+		return newFramedSource(r, closer), nil
+	}
+	f, ok := pixFmts[o.pixFmt]
+	if !ok {
+		return nil, fmt.Errorf("--pix-fmt %q: want bgr24, rgb24, bgra, rgba, gray or i420", o.pixFmt)
+	}
+	return newRawSource(r, closer, f, o.w, o.h)
+}
+
 // openInput builds the input named by --input.
 func openInput(spec string, o *serveOptions) (input, error) {
 	switch {
 	case spec == "testsrc":
 		return newTestSource(o.w, o.h, o.fps), nil
 	case spec == "stdin" || spec == "-":
-		f, ok := pixFmts[o.pixFmt]
-		if !ok {
-			return nil, fmt.Errorf("--pix-fmt %q: want bgr24, rgb24, bgra, rgba, gray or i420", o.pixFmt)
-		}
-		return newRawSource(os.Stdin, func() { _ = os.Stdin.Close() }, f, o.w, o.h)
+		return streamSource(os.Stdin, func() { _ = os.Stdin.Close() }, o)
 	case strings.HasPrefix(spec, "file:"):
 		path := strings.TrimPrefix(spec, "file:")
 		if _, err := os.Stat(path); err != nil {

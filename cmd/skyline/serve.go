@@ -19,6 +19,8 @@ import (
 
 type serveOptions struct {
 	input, pixFmt, size string
+	format              string // raw or framed
+	timestamps          string // auto, fixed or arrival
 	fps                 float64
 	w, h                int
 	listen, path        string
@@ -43,6 +45,11 @@ func serve(args []string) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&o.input, "input", "testsrc", "frames from: testsrc, stdin, file:PATH (a video file), v4l2:DEVICE (a camera)")
 	fs.StringVar(&o.pixFmt, "pix-fmt", "bgr24", "stdin pixel format: bgr24 (OpenCV), rgb24, bgra, rgba, gray, i420")
+	fs.StringVar(&o.format, "format", "raw", "stdin framing: raw (frames back to back, --size and --pix-fmt), "+
+		"framed (a header before each frame gives its capture time, size and pixel format; see README)")
+	fs.StringVar(&o.timestamps, "timestamps", "auto", "frame timestamps: auto (capture time or time read, but at least 1/fps "+
+		"apart: a file piped faster than real time keeps its length, a live producer real time; framed input: "+
+		"the capture times), fixed (frame n at n/fps), arrival (the time each frame is read)")
 	fs.StringVar(&o.size, "size", "", "stdin frame size WIDTHxHEIGHT (required for stdin; testsrc default 1280x720)")
 	fs.Float64Var(&o.fps, "fps", 30, "frame rate of the input")
 	fs.StringVar(&o.listen, "listen", ":8554", "RTSP listen address")
@@ -97,8 +104,21 @@ func (o *serveOptions) check() error {
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
-	if o.fps <= 0 || o.fps > skyline.MaxFPS {
+	if !(o.fps > 0 && o.fps <= skyline.MaxFPS) { // NaN fails every comparison
 		return fmt.Errorf("--fps %v: want 0 < fps <= %d", o.fps, skyline.MaxFPS)
+	}
+	if o.frames < 0 {
+		return fmt.Errorf("--frames %d: want 0 (no limit) or a number of frames", o.frames)
+	}
+	switch o.format {
+	case "raw", "framed":
+	default:
+		return fmt.Errorf("--format %q: want raw or framed", o.format)
+	}
+	switch o.timestamps {
+	case "auto", "fixed", "arrival":
+	default:
+		return fmt.Errorf("--timestamps %q: want auto, fixed or arrival", o.timestamps)
 	}
 	switch {
 	case o.size != "":
@@ -107,8 +127,8 @@ func (o *serveOptions) check() error {
 			return err
 		}
 		o.w, o.h = w, h
-	case o.input == "stdin" || o.input == "-":
-		return errors.New("--input stdin needs --size WIDTHxHEIGHT (and --pix-fmt, --fps)")
+	case (o.input == "stdin" || o.input == "-") && o.format == "raw":
+		return errors.New("--input stdin needs --size WIDTHxHEIGHT (and --pix-fmt, --fps), or --format framed")
 	default:
 		o.w, o.h = 1280, 720
 	}
@@ -168,8 +188,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	mc := newServeMetrics(o.metrics)
 	sl, err := skyline.New(skyline.Config{
 		Logger: log, Name: "SkyLine",
-		Encoder: skyline.Encoder{Element: o.encoder, Preset: o.preset, Bitrate: o.bitrate, KeyframeInterval: o.keyint},
-		OnEvent: mc.onEvent(func(e skyline.Event) { logEvent(log, e) }),
+		Encoder:    skyline.Encoder{Element: o.encoder, Preset: o.preset, Bitrate: o.bitrate, KeyframeInterval: o.keyint},
+		OnEvent:    mc.onEvent(func(e skyline.Event) { logEvent(log, e) }),
+		Timestamps: o.timestampMode(),
 	}, dests...)
 	if err != nil {
 		return err
@@ -209,9 +230,12 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		}
 	}
 
-	var read atomic.Int64
+	// The first frame, read before the stream started, counts as read when
+	// it started: the time Start took is not a gap between two frames.
+	started := time.Now()
+	p := &pumper{in: in, sl: sl, limit: o.frames, stamp: o.newStamper(started)}
 	done := make(chan error, 1)
-	go func() { done <- pump(ctx, in, sl, first, o.frames, &read) }()
+	go func() { done <- p.run(ctx, first, started) }()
 	var pumpErr error
 	if showStatus(o.status) {
 		viewers := func() (n int) { // RTSP and browser viewers
@@ -230,7 +254,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		if web != nil {
 			served[web.Name()] = true
 		}
-		pumpErr = statusLoop(done, sl, viewers, served, meter, &read)
+		pumpErr = statusLoop(done, sl, viewers, served, meter, p)
 	} else {
 		select {
 		case pumpErr = <-done:
@@ -242,7 +266,13 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	in.Close()
 	stopErr := sl.Stop()
 	st := sl.Stats()
-	fmt.Printf("SkyLine: stopped after %d frames (%d encoded, %d dropped)\n", st.Accepted, st.Encoded, st.Dropped)
+	// Dropped: frames really lost. A pipe's or file's frames that the
+	// encoder could not take at once were retried, not lost.
+	dropped := uint64(p.lost.Load())
+	if st.Accepted > st.Encoded {
+		dropped += st.Accepted - st.Encoded // accepted, then lost in the encoder
+	}
+	fmt.Printf("SkyLine: stopped after %d frames (%d encoded, %d dropped)\n", st.Accepted, st.Encoded, dropped)
 	if pumpErr != nil && !errors.Is(pumpErr, context.Canceled) {
 		return pumpErr
 	}
@@ -273,19 +303,30 @@ func startServer(o *serveOptions, log *slog.Logger) (*rtsp.Server, error) {
 	return nil, err
 }
 
-// pump moves frames from the input to the SkyLine until the input ends, the
-// frame limit is reached or ctx is cancelled.
-func pump(ctx context.Context, in input, sl *skyline.SkyLine, f skyline.Frame, limit int, read *atomic.Int64) error {
+// pumper moves frames from the input to the SkyLine until the input ends,
+// the frame limit is reached or ctx is cancelled.
+type pumper struct {
+	in    input
+	sl    *skyline.SkyLine
+	limit int
+	stamp func(f *skyline.Frame, readAt time.Time)
+	read  atomic.Int64 // frames read
+	lost  atomic.Int64 // frames a live input gave up (the encoder was behind)
+}
+
+func (p *pumper) run(ctx context.Context, f skyline.Frame, readAt time.Time) error {
 	for n := 0; ; n++ {
-		read.Add(1)
+		p.read.Add(1)
+		p.stamp(&f, readAt)
 		for {
-			ok, err := sl.Put(f)
+			ok, err := p.sl.Put(f)
 			if ok {
 				break
 			}
 			switch {
 			case errors.Is(err, skyline.ErrQueueFull), errors.Is(err, skyline.ErrOpening):
-				if in.Live() { // a live source drops (counted); a file or pipe waits
+				if p.in.Live() { // a live source drops (counted); a file or pipe waits
+					p.lost.Add(1)
 					break
 				}
 				select { // the encoder is behind: wait for room, never lose a frame
@@ -295,17 +336,19 @@ func pump(ctx context.Context, in input, sl *skyline.SkyLine, f skyline.Frame, l
 				}
 				continue
 			case errors.Is(err, skyline.ErrStreamFailed):
-				return fmt.Errorf("the stream failed: %w", sl.Err())
+				return fmt.Errorf("the stream failed: %w", p.sl.Err())
 			default:
 				return err
 			}
 			break
 		}
-		if limit > 0 && n+1 >= limit {
+		if p.limit > 0 && n+1 >= p.limit {
 			return nil
 		}
 		var err error
-		if f, err = in.Next(ctx); err != nil {
+		f, err = p.in.Next(ctx)
+		readAt = time.Now()
+		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
@@ -326,7 +369,7 @@ func showStatus(mode string) bool {
 }
 
 // statusLoop prints a live status line every second until the pump ends.
-func statusLoop(done <-chan error, sl *skyline.SkyLine, viewers func() int, served map[string]bool, m *meter, read *atomic.Int64) error {
+func statusLoop(done <-chan error, sl *skyline.SkyLine, viewers func() int, served map[string]bool, m *meter, p *pumper) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	last := time.Now()
@@ -339,10 +382,10 @@ func statusLoop(done <-chan error, sl *skyline.SkyLine, viewers func() int, serv
 		case now := <-tick.C:
 			dt := now.Sub(last).Seconds()
 			st := sl.Stats()
-			r, b := read.Load(), m.bytes.Load()
+			r, b := p.read.Load(), m.bytes.Load()
 			line := fmt.Sprintf("in %5.1f fps | out %5.1f fps | %6.0f kbit/s | dropped %d | viewers %d",
 				float64(r-lastRead)/dt, float64(st.Encoded-lastEnc)/dt, float64(b-lastBytes)*8/1000/dt,
-				st.Dropped, viewers())
+				p.lost.Load(), viewers())
 			for _, d := range st.Destinations[1:] { // [0] is the meter
 				if served[d.Name] {
 					continue

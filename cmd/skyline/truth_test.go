@@ -115,3 +115,200 @@ func TestServeOutputReaderGone(t *testing.T) {
 		})
 	}
 }
+
+// TestServeTimestampsFastProducer: a 10 s clip at 30 fps piped as fast as
+// the pipe takes it records as 10.0 s (+/- one frame) with the default
+// --timestamps (it used to last about 0.6 s: frames were stamped when they
+// arrived) and with fixed.
+func TestServeTimestampsFastProducer(t *testing.T) {
+	const w, h, n, fps = 160, 120, 300, 30
+	for _, mode := range []string{"", "fixed"} {
+		t.Run("mode="+mode, func(t *testing.T) {
+			rec := filepath.Join(t.TempDir(), "rec.mkv")
+			args := []string{"serve", "--input", "stdin", "--size", fmt.Sprintf("%dx%d", w, h), "--fps", fmt.Sprint(fps),
+				"--no-rtsp", "--status", "never", "--out", "file:" + rec}
+			if mode != "" {
+				args = append(args, "--timestamps", mode)
+			}
+			c := startCLI(t, args...)
+			go feedBGR(c.stdin, n, w, h)
+			c.line(t, "stopped after")
+			if code := c.wait(t); code != 0 {
+				t.Fatalf("exit %d; stderr: %s", code, c.stderr.String())
+			}
+			ts := packetTimes(t, rec)
+			if len(ts) != n {
+				t.Fatalf("%d packets, want %d", len(ts), n)
+			}
+			if d := ts[n-1] - ts[0] + 1.0/fps; d < 10-1.0/fps || d > 10+1.0/fps {
+				t.Fatalf("recording lasts %.3f s, want 10.0 s +/- one frame", d)
+			}
+		})
+	}
+}
+
+// TestServeTimestampsPacedProducer: a live producer at 20 fps that pauses
+// for 600 ms keeps its real timing, pause included, with --timestamps
+// arrival, and with the default to within one frame.
+func TestServeTimestampsPacedProducer(t *testing.T) {
+	const w, h, n = 160, 120, 41
+	for _, mode := range []string{"arrival", ""} {
+		t.Run("mode="+mode, func(t *testing.T) {
+			rec := filepath.Join(t.TempDir(), "rec.mkv")
+			args := []string{"serve", "--input", "stdin", "--size", fmt.Sprintf("%dx%d", w, h), "--fps", "20",
+				"--no-rtsp", "--status", "never", "--out", "file:" + rec}
+			if mode != "" {
+				args = append(args, "--timestamps", mode)
+			}
+			c := startCLI(t, args...)
+			buf := testpattern.NewBGR(w, h, 0)
+			if _, err := c.stdin.Write(buf); err != nil { // the first frame starts the stream
+				t.Fatal(err)
+			}
+			c.line(t, "SkyLine: streaming")
+			// Frames 1..n-1 at 20 fps, with a 600 ms pause after frame 20.
+			sent := make([]time.Time, n)
+			next := time.Now()
+			for i := 1; i < n; i++ {
+				time.Sleep(time.Until(next))
+				testpattern.DrawBGR(buf, w, h, i)
+				if _, err := c.stdin.Write(buf); err != nil {
+					t.Fatal(err)
+				}
+				sent[i] = time.Now()
+				next = next.Add(50 * time.Millisecond)
+				if i == 20 {
+					next = next.Add(600 * time.Millisecond)
+				}
+			}
+			_ = c.stdin.Close()
+			c.line(t, "stopped after")
+			if code := c.wait(t); code != 0 {
+				t.Fatalf("exit %d; stderr: %s", code, c.stderr.String())
+			}
+			ts := packetTimes(t, rec)
+			if len(ts) != n {
+				t.Fatalf("%d packets, want %d", len(ts), n)
+			}
+			// Frame 0 waited for the stream to start: compare from frame 1.
+			// The default spaces frames at least 1/fps apart, so frame 1,
+			// read right after frame 0, may start one frame late; that lag
+			// goes at the pause.
+			tol := 0.03
+			if mode == "" {
+				tol += 0.05
+			}
+			for i := 2; i < n; i++ {
+				got, want := ts[i]-ts[1], sent[i].Sub(sent[1]).Seconds()
+				if d := got - want; d < -tol || d > tol {
+					t.Errorf("frame %d at %.3f s after frame 1, sent %.3f s after it", i, got, want)
+				}
+			}
+		})
+	}
+}
+
+// framedHeader is the framed format's header, as the README's Python
+// producer packs it (struct "<4sqII8s").
+func framedHeaderBytes(capture time.Time, w, h int, format string) []byte {
+	b := make([]byte, 28)
+	copy(b, "SKYF")
+	ns := uint64(capture.UnixNano())
+	for i := 0; i < 8; i++ {
+		b[4+i] = byte(ns >> (8 * i))
+	}
+	for i := 0; i < 4; i++ {
+		b[12+i], b[16+i] = byte(uint32(w)>>(8*i)), byte(uint32(h)>>(8*i))
+	}
+	copy(b[20:], format)
+	return b
+}
+
+// bgrToI420 converts a BGR picture to I420 (BT.601 video range), for a
+// producer that sends i420.
+func bgrToI420(bgr []byte, w, h int) []byte {
+	out := make([]byte, w*h*3/2)
+	u, v := out[w*h:w*h+w*h/4], out[w*h+w*h/4:]
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			b, g, r := float64(bgr[(y*w+x)*3]), float64(bgr[(y*w+x)*3+1]), float64(bgr[(y*w+x)*3+2])
+			out[y*w+x] = byte(16 + 0.257*r + 0.504*g + 0.098*b)
+			if x%2 == 0 && y%2 == 0 {
+				u[(y/2)*(w/2)+x/2] = byte(128 - 0.148*r - 0.291*g + 0.439*b)
+				v[(y/2)*(w/2)+x/2] = byte(128 + 0.439*r - 0.368*g - 0.071*b)
+			}
+		}
+	}
+	return out
+}
+
+// TestServeFramedInput: a framed producer (a header with capture time,
+// size and pixel format before each frame) that captures at 20 fps but
+// sends in bursts of five, changes its size and pixel format mid-stream:
+// every frame is recorded at the stream's size, at its capture time (not
+// at the bursts' arrival), and the pictures are right.
+func TestServeFramedInput(t *testing.T) {
+	const w, h, n = 320, 240, 30
+	rec := filepath.Join(t.TempDir(), "rec.mkv")
+	c := startCLI(t, "serve", "--input", "stdin", "--format", "framed", "--fps", "20",
+		"--no-rtsp", "--status", "never", "--out", "file:"+rec)
+	type shape struct {
+		w, h   int
+		format string
+	}
+	shapes := []shape{{w, h, "bgr24"}, {w, h, "i420"}, {640, 480, "bgr24"}, {160, 120, "bgr24"}, {w, h, "gray"}, {w, h, "bgr24"}}
+	captured := make([]time.Time, n)
+	var batch []byte
+	next := time.Now()
+	for i := 0; i < n; i++ {
+		time.Sleep(time.Until(next))
+		next = next.Add(50 * time.Millisecond)
+		s := shapes[i/5]
+		captured[i] = time.Now()
+		pic := testpattern.NewBGR(s.w, s.h, i)
+		switch s.format {
+		case "i420":
+			pic = bgrToI420(pic, s.w, s.h)
+		case "gray":
+			pic = bgrToI420(pic, s.w, s.h)[:s.w*s.h]
+		}
+		batch = append(append(batch, framedHeaderBytes(captured[i], s.w, s.h, s.format)...), pic...)
+		if i%5 == 4 { // a burst of five frames
+			if _, err := c.stdin.Write(batch); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	_ = c.stdin.Close()
+	c.line(t, "stopped after")
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, c.stderr.String())
+	}
+	ts := packetTimes(t, rec)
+	if len(ts) != n {
+		t.Fatalf("%d packets, want %d", len(ts), n)
+	}
+	for i := 1; i < n; i++ {
+		got, want := ts[i]-ts[0], captured[i].Sub(captured[0]).Seconds()
+		if d := got - want; d < -0.002 || d > 0.002 {
+			t.Errorf("frame %d at %.3f s after frame 0, captured %.3f s after it", i, got, want)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := mediatest.Decode(ctx, rec, w, h, nil, nil, func(i int, bgr []byte) error {
+		if s := shapes[i/5]; s.w == w && s.format != "gray" {
+			if got, ok := testpattern.ReadBGR(bgr, w, h); !ok || got != i {
+				return fmt.Errorf("picture %d (%s) reads as frame %d (%v)", i, s.format, got, ok)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := probeFrames(t, rec); st.Width != w || st.Height != h || st.Frames != n {
+		t.Fatalf("recording %+v", st)
+	}
+}

@@ -228,9 +228,13 @@ func streamSource(r io.Reader, closer func(), o *serveOptions) (input, error) {
 	}
 	f, ok := pixFmts[o.pixFmt]
 	if !ok {
-		return nil, fmt.Errorf("--pix-fmt %q: want bgr24, rgb24, bgra, rgba, gray or i420", o.pixFmt)
+		return nil, refuse(fmt.Errorf("--pix-fmt %q: want bgr24, rgb24, bgra, rgba, gray or i420", o.pixFmt))
 	}
-	return newRawSource(r, closer, f, o.w, o.h)
+	src, err := newRawSource(r, closer, f, o.w, o.h)
+	if err != nil {
+		return nil, refuse(err)
+	}
+	return src, nil
 }
 
 // openInput builds the input named by --input.
@@ -243,7 +247,7 @@ func openInput(spec string, o *serveOptions) (input, error) {
 	case strings.HasPrefix(spec, "file:"):
 		path := strings.TrimPrefix(spec, "file:")
 		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("--input %s: %v", spec, err)
+			return nil, refuse(fmt.Errorf("--input %s: %v", spec, err))
 		}
 		return newGstSource("filesrc location="+quote(path)+" ! decodebin", spec, false)
 	case strings.HasPrefix(spec, "v4l2:"):
@@ -253,7 +257,7 @@ func openInput(spec string, o *serveOptions) (input, error) {
 		}
 		return newGstSource("v4l2src device="+quote(dev), spec, true)
 	}
-	return nil, fmt.Errorf("--input %q: want testsrc, stdin, file:PATH or v4l2:DEVICE", spec)
+	return nil, refuse(fmt.Errorf("--input %q: want testsrc, stdin, file:PATH or v4l2:DEVICE", spec))
 }
 
 func quote(v string) string {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -89,6 +90,9 @@ func serve(args []string) int {
 	defer stop()
 	if err := runServe(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "skyline serve:", err)
+		if errors.As(err, new(flagError)) {
+			return 2
+		}
 		return 1
 	}
 	return 0
@@ -154,7 +158,28 @@ func newLogger(level string) (*slog.Logger, error) {
 func runServe(ctx context.Context, o *serveOptions) error {
 	log, err := newLogger(o.logLevel)
 	if err != nil {
-		return err
+		return refuse(err)
+	}
+	// Destinations that cannot work are refused before anything starts.
+	var outs []skyline.Destination
+	var files []fileOut
+	for _, spec := range o.outs {
+		d, err := parseOut(spec, log)
+		if err != nil {
+			return refuse(err)
+		}
+		outs = append(outs, d)
+		if rest, ok := strings.CutPrefix(spec, "file:"); ok {
+			path, _, _ := strings.Cut(rest, "?")
+			f := fileOut{spec: spec, path: path}
+			if err := f.checkWritable(); err != nil {
+				return refuse(err)
+			}
+			files = append(files, f)
+		}
+	}
+	if err := sameFile(files); err != nil {
+		return refuse(err)
 	}
 	meter := &meter{}
 	dests := []skyline.Destination{meter}
@@ -178,13 +203,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if web != nil {
 		dests = append(dests, web)
 	}
-	for _, spec := range o.outs {
-		d, err := parseOut(spec, log)
-		if err != nil {
-			return err
-		}
-		dests = append(dests, d)
-	}
+	dests = append(dests, outs...)
 	mc := newServeMetrics(o.metrics)
 	sl, err := skyline.New(skyline.Config{
 		Logger: log, Name: "SkyLine",
@@ -213,7 +232,14 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		}
 		return err
 	}
-	if err := sl.Start(skyline.Params{FPS: o.fps, Width: max(first.Width&^1, 2), Height: max(first.Height&^1, 2)}); err != nil {
+	params := skyline.Params{FPS: o.fps, Width: max(first.Width&^1, 2), Height: max(first.Height&^1, 2)}
+	for _, f := range files {
+		if err := f.checkSize(params.Width, params.Height); err != nil {
+			in.Close()
+			return refuse(err)
+		}
+	}
+	if err := sl.Start(params); err != nil {
 		in.Close()
 		return err
 	}
@@ -273,10 +299,17 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		dropped += st.Accepted - st.Encoded // accepted, then lost in the encoder
 	}
 	fmt.Printf("SkyLine: stopped after %d frames (%d encoded, %d dropped)\n", st.Accepted, st.Encoded, dropped)
-	if pumpErr != nil && !errors.Is(pumpErr, context.Canceled) {
-		return pumpErr
+	judged := map[string]bool{}
+	for _, d := range dests[1:] {
+		if d != stream && d != web {
+			judged[d.Name()] = true
+		}
 	}
-	return stopErr
+	outErr := summarize(os.Stdout, st, judged)
+	if pumpErr != nil && !errors.Is(pumpErr, context.Canceled) {
+		return errors.Join(pumpErr, outErr)
+	}
+	return errors.Join(stopErr, outErr)
 }
 
 // startServer starts the RTSP server. When the default UDP ports are taken

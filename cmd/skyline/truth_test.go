@@ -317,3 +317,128 @@ func TestServeFramedInput(t *testing.T) {
 		t.Fatalf("recording %+v", st)
 	}
 }
+
+// TestServeRefusedAtStart: a command line that cannot work is refused
+// before anything starts, with the reason, exit status 2 (as Go's flag
+// package), and leaves no file behind: unwritable destinations, pictures
+// too small for mp4/mov, push URLs with impossible ports, one file named
+// twice, and flag values that do not parse.
+func TestServeRefusedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "folder.mkv"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testsrc := func(size string, more ...string) []string {
+		return append([]string{"--input", "testsrc", "--size", size, "--frames", "30"}, more...)
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		reason string
+	}{
+		{"read-only fs", testsrc("64x48", "--out", "file:/sys/rec.mkv"), "cannot write in /sys"},
+		{"no folder", testsrc("64x48", "--out", "file:missing/rec.mkv"), "missing"},
+		{"folder", testsrc("64x48", "--out", "file:folder.mkv"), "folder.mkv is a folder"},
+		{"segments read-only", testsrc("64x48", "--out", "file:/sys/rec-%05d.mp4?segment=2s"), "cannot write in /sys"},
+		{"mp4 8x8", testsrc("8x8", "--out", "file:rec.mp4"), "need at least 16x16"},
+		{"mp4 15x16", testsrc("15x16", "--out", "file:rec.mp4"), "need at least 16x16"},
+		{"mov 64x14", testsrc("64x14", "--out", "file:rec.mov"), "need at least 16x16"},
+		{"m4v 2x2", testsrc("2x2", "--out", "file:rec.m4v"), "need at least 16x16"},
+		{"segmented mp4 8x8", testsrc("8x8", "--out", "file:rec-%05d.mp4?segment=2s"), "need at least 16x16"},
+		{"framed mp4 8x8", []string{"--input", "stdin", "--format", "framed", "--out", "file:rec.mp4"}, "need at least 16x16"},
+		{"srt port", testsrc("64x48", "--out", "srt://127.0.0.1:99999"), `port "99999"`},
+		{"srt no port", testsrc("64x48", "--out", "srt://127.0.0.1"), "needs a port"},
+		{"rtmp port", testsrc("64x48", "--out", "rtmp://127.0.0.1:0/app/KEY"), `port "0"`},
+		{"rtsp port", testsrc("64x48", "--out", "rtsp://127.0.0.1:70000/x"), `port "70000"`},
+		{"same file", testsrc("64x48", "--out", "file:d.mkv", "--out", "file:./d.mkv"), "name the same file"},
+		{"same file abs", testsrc("64x48", "--out", "file:d.mkv", "--out", "file:" + filepath.Join(dir, "d.mkv")), "name the same file"},
+		{"fps nan", testsrc("64x48", "--fps", "nan", "--out", "file:d.mkv"), "--fps NaN"},
+		{"frames -1", testsrc("64x48", "--frames", "-1", "--out", "file:d.mkv"), "--frames -1"},
+		{"log level", testsrc("64x48", "--log-level", "loud", "--out", "file:d.mkv"), "--log-level"},
+		{"input", []string{"--input", "bogus", "--out", "file:d.mkv"}, "--input"},
+		{"pix-fmt", []string{"--input", "stdin", "--size", "64x48", "--pix-fmt", "yuv9", "--out", "file:d.mkv"}, "--pix-fmt"},
+		{"format", []string{"--input", "stdin", "--format", "bogus", "--out", "file:d.mkv"}, "--format"},
+		{"timestamps", testsrc("64x48", "--timestamps", "bogus", "--out", "file:d.mkv"), "--timestamps"},
+		{"unknown flag", []string{"--bogus"}, "flag provided but not defined"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(binary, append([]string{"serve", "--no-rtsp", "--status", "never"}, tc.args...)...)
+			cmd.Dir = dir
+			if len(tc.args) > 1 && tc.args[1] == "stdin" { // one 8x8 framed frame
+				cmd.Stdin = strings.NewReader(string(framedHeaderBytes(time.Now(), 8, 8, "bgr24")) + string(make([]byte, 8*8*3)))
+			}
+			out, err := cmd.CombinedOutput()
+			if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), tc.reason) {
+				t.Errorf("exit %d (%v), want 2 and %q in: %s", code, err, tc.reason, out)
+			}
+			if strings.Contains(string(out), "KEY") || strings.Contains(string(out), "panic") {
+				t.Errorf("output: %s", out)
+			}
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if e.Name() != "folder.mkv" {
+					t.Errorf("left %s behind", e.Name())
+					_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+				}
+			}
+		})
+	}
+	// The sizes those containers take, and the others at any size, work.
+	for _, tc := range []struct{ size, file string }{{"16x16", "ok.mp4"}, {"8x8", "ok.mkv"}, {"8x8", "ok.ts"}} {
+		out, err := exec.Command(binary, "serve", "--no-rtsp", "--status", "never", "--input", "testsrc", "--size", tc.size,
+			"--frames", "10", "--out", "file:"+filepath.Join(dir, tc.file)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s at %s: %v: %s", tc.file, tc.size, err, out)
+		}
+		if st := probeFrames(t, filepath.Join(dir, tc.file)); st.Frames != 10 {
+			t.Errorf("%s: %+v", tc.file, st)
+		}
+	}
+}
+
+// TestServeExitStatusNeverConnected: a push that never connects (nothing
+// listens at its port) ends in exit 1 with a summary line saying it
+// delivered nothing, for each kind of push; a recording next to it is
+// complete and its line says so.
+func TestServeExitStatusNeverConnected(t *testing.T) {
+	for _, url := range []string{"rtsp://127.0.0.1:%d/x", "rtmp://127.0.0.1:%d/app/KEY"} {
+		t.Run(strings.Split(url, ":")[0], func(t *testing.T) {
+			rec := filepath.Join(t.TempDir(), "rec.mkv")
+			port := freePort(t) // closed again: nothing listens there
+			c := startCLI(t, "serve", "--no-rtsp", "--status", "never", "--input", "testsrc", "--size", "160x120",
+				"--frames", "45", "--out", fmt.Sprintf(url, port), "--out", "file:"+rec)
+			c.line(t, "FAILED: delivered nothing")
+			c.line(t, "file:"+rec+": 45 access units written, 0 lost: ok")
+			if code := c.wait(t); code != 1 {
+				t.Fatalf("exit %d, want 1; stderr: %s", code, c.stderr.String())
+			}
+			if !strings.Contains(c.stderr.String(), "delivered nothing") || strings.Contains(c.stderr.String(), "KEY") {
+				t.Fatalf("stderr: %s", c.stderr.String())
+			}
+			if st := probeFrames(t, rec); st.Frames != 45 {
+				t.Fatalf("recording: %+v", st)
+			}
+		})
+	}
+}
+
+// TestServeSmallItems: a camera that cannot start reports GStreamer's
+// reason (the bus used to be read after the pipeline was closed: a
+// GStreamer-CRITICAL and "state change failed"); help is printed once.
+func TestServeSmallItems(t *testing.T) {
+	for dev, reason := range map[string]string{"/dev/null": "v4l2", "/dev/video-skyline-none": "Cannot identify device"} {
+		out, err := exec.Command(binary, "serve", "--no-rtsp", "--status", "never", "--input", "v4l2:"+dev,
+			"--out", "file:"+filepath.Join(t.TempDir(), "x.mkv")).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), reason) ||
+			!strings.Contains(string(out), dev) || strings.Contains(string(out), "CRITICAL") ||
+			strings.Contains(string(out), "state change") {
+			t.Errorf("v4l2:%s: %v: %s", dev, err, out)
+		}
+	}
+	for _, sub := range []string{"serve", "kvs-local", "doctor"} {
+		out, err := exec.Command(binary, sub, "--help").CombinedOutput()
+		if err != nil || strings.Count(string(out), "Usage of "+sub) != 1 || strings.Count(string(out), "  -log-level") > 1 {
+			t.Errorf("%s --help: %v: %s", sub, err, out)
+		}
+	}
+}

@@ -444,3 +444,21 @@ func TestServeSmallItems(t *testing.T) {
 		}
 	}
 }
+
+// TestServeHeadPipeline runs the reported form as written: ffmpeg feeds a
+// live 5 s clip, the status line goes to `head -c 200`, which exits after
+// two status lines; skyline exits 0 at the end of the input and the
+// recording is complete.
+func TestServeHeadPipeline(t *testing.T) {
+	dir := t.TempDir()
+	script := `set -o pipefail; ffmpeg -v error -nostdin -re -f lavfi -i testsrc=size=160x120:rate=30 -t 5 -f rawvideo -pix_fmt bgr24 - | ` +
+		binary + ` serve --input stdin --size 160x120 --fps 30 --no-rtsp --status always --out file:rec.mp4 | head -c 200 >/dev/null`
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if st := probeFrames(t, filepath.Join(dir, "rec.mp4")); st.Frames != 150 {
+		t.Fatalf("recording: %+v, want 150 frames", st)
+	}
+}

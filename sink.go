@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/skyline-go/skyline/internal/urlport"
 )
 
 // Sink is a GStreamer branch destination: text in gst-launch syntax that
@@ -62,13 +64,17 @@ func NewGstSink(launch string) (*Sink, error) {
 }
 
 // NewPush publishes the stream to a server through GStreamer: rtmp:// or
-// rtmps:// (FLV), srt:// (MPEG-TS, caller mode). A server that goes away is
+// rtmps:// (FLV), srt:// (MPEG-TS, caller mode; the port is required). A
+// port outside 1..65535 is refused (ErrInvalidConfig). A server that goes away is
 // retried with backoff; on reconnection the stream resumes at a keyframe.
 // For RTSP servers use rtsp.NewPublisher (ANNOUNCE/RECORD from Go).
 func NewPush(rawURL string) (*Sink, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" {
 		return nil, configErr("push destination %q: not a URL with a host", redactURL(rawURL))
+	}
+	if err := urlport.Check(u, u.Scheme == "srt"); err != nil { // SRT has no default port
+		return nil, configErr("push destination %s://%s: %v", u.Scheme, u.Hostname(), err)
 	}
 	var secrets []string
 	if p, ok := u.User.Password(); ok && p != "" {

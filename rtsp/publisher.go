@@ -18,6 +18,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
 	"github.com/skyline-go/skyline"
+	"github.com/skyline-go/skyline/internal/urlport"
 )
 
 // PublisherConfig configures a Publisher. Zero values are documented
@@ -84,6 +85,9 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
 		return nil, fmt.Errorf("%w: publish URL %q: want rtsp://host:port/path or rtsps://", ErrInvalidConfig, redact(cfg.URL))
+	}
+	if err := urlport.Check(u, false); err != nil {
+		return nil, fmt.Errorf("%w: publish URL %s://%s: %v", ErrInvalidConfig, u.Scheme, u.Hostname(), err)
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second

@@ -6,8 +6,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
+
+	"github.com/skyline-go/skyline/internal/urlport"
 )
 
 // flagError is a command line refused before anything started: a flag
@@ -29,18 +30,8 @@ func refuse(err error) error {
 // checkPushURL refuses a push URL whose port is not 1..65535 (srt:// needs
 // one: SRT has no default port); RTMP and RTSP default to 1935 and 554.
 func checkPushURL(spec string, u *url.URL) error {
-	p := u.Port()
-	if p == "" {
-		if u.Scheme == "srt" {
-			return fmt.Errorf("--out %s: srt:// needs a port (srt://HOST:PORT)", redactSpec(spec))
-		}
-		if strings.HasSuffix(u.Host, ":") {
-			return fmt.Errorf("--out %s: empty port", redactSpec(spec))
-		}
-		return nil
-	}
-	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("--out %s: port %q: want 1..65535", redactSpec(spec), p)
+	if err := urlport.Check(u, u.Scheme == "srt"); err != nil {
+		return fmt.Errorf("--out %s: %w", redactSpec(spec), err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"time"
 
 	"github.com/skyline-go/skyline"
@@ -16,6 +17,9 @@ import (
 //     pauses included, and the burst of frames that waited in the pipe while
 //     the stream started is spaced out instead of squeezed. Framed input
 //     (--format framed) keeps the capture times of its headers instead.
+//     Live inputs (a camera, the test pattern) run in real time by nature
+//     and are stamped on arrival: a camera faster than --fps must not be
+//     slowed down by a floor of 1/fps, which would add delay without bound.
 //   - fixed stamps frame n at n/fps from the first frame (OpenCV's
 //     VideoWriter): right for offline work, wrong for a producer whose rate
 //     varies.
@@ -25,7 +29,7 @@ func (o *serveOptions) timestampMode() skyline.Timestamps {
 	switch {
 	case o.timestamps == "fixed":
 		return skyline.TimestampsFixedRate
-	case o.timestamps == "arrival", o.format == "framed":
+	case o.timestamps == "arrival", o.format == "framed", liveInput(o.input):
 		return skyline.TimestampsCapture
 	}
 	return skyline.TimestampsSteady
@@ -50,4 +54,9 @@ func (o *serveOptions) newStamper(started time.Time) func(f *skyline.Frame, read
 		}
 		f.Time = started.Add(f.Time.Sub(first))
 	}
+}
+
+// liveInput: inputs that produce frames in real time, never faster.
+func liveInput(spec string) bool {
+	return spec == "testsrc" || strings.HasPrefix(spec, "v4l2:")
 }

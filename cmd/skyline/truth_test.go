@@ -116,8 +116,8 @@ func TestServeOutputReaderGone(t *testing.T) {
 	}
 }
 
-// TestServeTimestampsFastProducer: a 10 s clip at 30 fps piped as fast as
-// the pipe takes it records as 10.0 s (+/- one frame) with the default
+// TestServeTimestampsFastProducer: a 10 s clip at 30 fps decoded by ffmpeg
+// and piped as fast as the pipe takes it records as 10.0 s (+/- one frame) with the default
 // --timestamps (it used to last about 0.6 s: frames were stamped when they
 // arrived) and with fixed.
 func TestServeTimestampsFastProducer(t *testing.T) {
@@ -131,7 +131,14 @@ func TestServeTimestampsFastProducer(t *testing.T) {
 				args = append(args, "--timestamps", mode)
 			}
 			c := startCLI(t, args...)
-			go feedBGR(c.stdin, n, w, h)
+			// The clip, decoded by ffmpeg as fast as it can.
+			ff := exec.Command("ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi",
+				"-i", fmt.Sprintf("testsrc=size=%dx%d:rate=%d", w, h, fps), "-t", "10", "-f", "rawvideo", "-pix_fmt", "bgr24", "-")
+			ff.Stdout = c.stdin
+			if err := ff.Start(); err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = ff.Wait(); _ = c.stdin.Close() }()
 			last := c.line(t, "stopped after")
 			if code := c.wait(t); code != 0 {
 				t.Fatalf("exit %d; stderr: %s", code, c.stderr.String())

@@ -130,6 +130,7 @@ func NewSegmentedFile(pattern string, segment time.Duration, keep int) (*Sink, e
 	if segment <= 0 || keep < 0 {
 		return nil, configErr("segmented file %q: segment %v and keep %d: want segment > 0 and keep >= 0", pattern, segment, keep)
 	}
+	pattern = filepath.Clean(pattern) // one name for ./rec-%05d.mp4 and rec-%05d.mp4
 	ext := strings.ToLower(filepath.Ext(pattern))
 	mux, ok := muxers[ext]
 	if !ok {

@@ -45,6 +45,10 @@ func run(args []string) int {
 	case "serve":
 		return serve(args[1:])
 	case "version":
+		if len(args) > 1 {
+			fmt.Fprintf(os.Stderr, "skyline version: unexpected argument %q\n", args[1])
+			return 2
+		}
 		return version()
 	case "kvs-local":
 		return kvsLocal(args[1:])

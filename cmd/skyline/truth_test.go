@@ -433,7 +433,8 @@ func TestServeExitStatusNeverConnected(t *testing.T) {
 
 // TestServeSmallItems: a camera that cannot start reports GStreamer's
 // reason (the bus used to be read after the pipeline was closed: a
-// GStreamer-CRITICAL and "state change failed"); help is printed once.
+// GStreamer-CRITICAL and "state change failed"); every command's flag errors
+// exit 2; help is printed once.
 func TestServeSmallItems(t *testing.T) {
 	for dev, reason := range map[string]string{"/dev/null": "v4l2", "/dev/video-skyline-none": "Cannot identify device"} {
 		out, err := exec.Command(binary, "serve", "--no-rtsp", "--status", "never", "--input", "v4l2:"+dev,
@@ -442,6 +443,17 @@ func TestServeSmallItems(t *testing.T) {
 			!strings.Contains(string(out), dev) || strings.Contains(string(out), "CRITICAL") ||
 			strings.Contains(string(out), "state change") {
 			t.Errorf("v4l2:%s: %v: %s", dev, err, out)
+		}
+	}
+	// Every command refuses what it cannot parse with exit status 2, as Go's
+	// flag package does.
+	for _, args := range [][]string{{"serve", "extra"}, {"serve", "--bogus"}, {"serve", "--fps", "x"},
+		{"kvs-local", "extra"}, {"kvs-local", "--bogus"}, {"kvs-local", "--log-level", "loud"},
+		{"doctor", "extra"}, {"doctor", "--bogus"}, {"version", "extra"}, {"nosuchcommand"}, {}} {
+		cmd := exec.Command(binary, args...)
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != 2 || len(out) == 0 {
+			t.Errorf("%v: exit %d, want 2: %s", args, code, out)
 		}
 	}
 	for _, sub := range []string{"serve", "kvs-local", "doctor"} {

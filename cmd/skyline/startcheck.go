@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -65,7 +66,11 @@ func (f fileOut) checkWritable() error {
 	dir := filepath.Dir(f.path)
 	probe, err := os.CreateTemp(dir, ".skyline-probe-*")
 	if err != nil {
-		return fmt.Errorf("--out %s: cannot write in %s: %w", f.spec, dir, errors.Unwrap(err))
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the reason, without the probe's random name
+		}
+		return fmt.Errorf("--out %s: cannot write in %s: %w", f.spec, dir, err)
 	}
 	name := probe.Name()
 	_ = probe.Close()

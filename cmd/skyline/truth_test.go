@@ -481,3 +481,75 @@ func TestServeHeadPipeline(t *testing.T) {
 		t.Fatalf("recording: %+v, want 150 frames", st)
 	}
 }
+
+// TestReadmeFramedPython runs the README's Python producer for the framed
+// format as written (the code block with b"SKYF"), sending frames of two
+// sizes at 20 fps: every frame is recorded at the first frame's size, at
+// the capture times the producer stamped.
+func TestReadmeFramedPython(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snippet string
+	for _, block := range strings.Split(string(readme), "```python\n")[1:] {
+		if code, _, _ := strings.Cut(block, "```"); strings.Contains(code, `b"SKYF"`) {
+			snippet = code
+		}
+	}
+	if snippet == "" {
+		t.Fatal(`no python block with b"SKYF" in README.md`)
+	}
+	if n := strings.Count(strings.TrimSpace(snippet), "\n") + 1; n > 5 {
+		t.Errorf("the README's producer has %d lines, promised five", n)
+	}
+	// The loop keeps the capture times send() stamps (time.time_ns) to
+	// compare them with the recording.
+	script := snippet + `
+import numpy as np
+stamps, clock = [], time.time_ns
+def stamp():
+    stamps.append(clock())
+    return stamps[-1]
+time.time_ns = stamp
+for i in range(30):
+    w, h = (320, 240) if i < 15 else (640, 480)
+    send(np.full((h, w, 3), (i * 8) % 256, np.uint8))
+    sys.stdout.buffer.flush()
+    time.sleep(0.05)
+open(sys.argv[1], "w").write("\n".join(str(s) for s in stamps))
+`
+	dir := t.TempDir()
+	rec, stampFile := filepath.Join(dir, "rec.mkv"), filepath.Join(dir, "stamps")
+	cmd := exec.Command("bash", "-c", `set -o pipefail; /usr/bin/python3 -c "$SCRIPT" `+stampFile+` | `+binary+
+		` serve --input stdin --format framed --fps 30 --no-rtsp --status never --out file:`+rec)
+	cmd.Env = append(os.Environ(), "SCRIPT="+script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if st := probeFrames(t, rec); st.Frames != 30 || st.Width != 320 || st.Height != 240 {
+		t.Fatalf("recording %+v", st)
+	}
+	b, err := os.ReadFile(stampFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stamps []int64
+	for _, l := range strings.Fields(string(b)) {
+		v, err := strconv.ParseInt(l, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stamps = append(stamps, v)
+	}
+	ts := packetTimes(t, rec)
+	if len(stamps) != 30 || len(ts) != 30 {
+		t.Fatalf("%d stamps, %d packets", len(stamps), len(ts))
+	}
+	for i := 1; i < len(ts); i++ {
+		got, want := ts[i]-ts[0], float64(stamps[i]-stamps[0])/1e9
+		if d := got - want; d < -0.002 || d > 0.002 {
+			t.Errorf("frame %d at %.3f s after frame 0, captured %.3f s after it", i, got, want)
+		}
+	}
+}

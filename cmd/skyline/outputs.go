@@ -32,7 +32,7 @@ func parseOut(spec string, log *slog.Logger) (skyline.Destination, error) {
 	case "rtsp", "rtsps", "rtmp", "rtmps", "srt":
 		u, err := url.Parse(spec)
 		if err != nil || u.Host == "" {
-			return nil, fmt.Errorf("--out %s: not a URL: want %s://HOST:PORT and a path", redactSpec(spec), scheme)
+			return nil, fmt.Errorf("--out %s: not a URL of the form %s://HOST:PORT", redactSpec(spec), scheme)
 		}
 		if err := checkPushURL(spec, u); err != nil {
 			return nil, err

@@ -92,9 +92,7 @@
 // time.Now; a capture time from another clock, more than 1 s ahead or 5 s
 // behind the Put, is re-anchored once to the Put time with a warning), else
 // the time of Put, so an irregular inference rate plays back in real time (TimestampsFixedRate
-// restores the original's n/fps; TimestampsSteady spaces frames at least
-// 1/fps apart, so a producer faster than real time records at its real
-// length). Put never waits for the encoder: frames
+// restores the original's n/fps). Put never waits for the encoder: frames
 // wait in a bounded queue (Config.QueueSize, default 8). When it is full the
 // default policy, DropNewest, refuses the new frame (Put returns false), so a
 // frame Put accepted is never lost and the delay a queue can add stays

@@ -152,11 +152,13 @@ const (
 	TimestampsCapture Timestamps = iota
 	// TimestampsFixedRate stamps frame n at n/fps, as the original did.
 	TimestampsFixedRate
-	// TimestampsSteady stamps a frame like TimestampsCapture, but never
+	// TimestampsSteady stamps a frame with its Frame.Time (or the Put time)
+	// relative to the first frame's, placed at the first Put, and never
 	// less than one frame period (1/Params.FPS) after the previous frame: a
 	// producer faster than real time (frames decoded from a file, a burst
 	// that waited in a pipe) is recorded at n/fps, its real length, while a
-	// live producer at or below FPS, and its pauses, keep real time. The PTS
+	// live producer at or below FPS, and its pauses, keep real time. The
+	// times are taken as given, from any clock, never re-anchored; the PTS
 	// may run ahead of the wall clock while a producer is faster than FPS.
 	TimestampsSteady
 )

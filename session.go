@@ -68,6 +68,10 @@ type session struct {
 	draining atomic.Bool // Stop is draining: errors are returned, not reported
 	wg       sync.WaitGroup
 	lastKey  atomic.Int64 // unix nanos of the last keyframe request
+
+	// TimestampsSteady (under putMu): the first frame's time, and its PTS.
+	steadyFirst time.Time
+	steadyBase  time.Duration
 }
 
 // launch builds the gst-launch description of the encoder pipeline.
@@ -393,8 +397,9 @@ const (
 )
 
 // pts timestamps a frame: its capture time (or the Put time) since the
-// session's start, or n/fps in fixed-rate mode, at least one frame period
-// after the previous frame in steady mode; always strictly increasing.
+// session's start, or n/fps in fixed-rate mode; in steady mode its time
+// relative to the first frame's (taken at the first Put), at least one frame
+// period after the previous frame; always strictly increasing.
 // A capture time from another clock (boot time, a camera's own) is
 // re-anchored once to the Put time, with a warning, so that the spacing of
 // the frames is kept (never compressed onto the session's start).
@@ -402,6 +407,18 @@ func (s *session) pts(f *Frame, now time.Time) time.Duration {
 	var pts time.Duration
 	if s.cfg.Timestamps == TimestampsFixedRate {
 		pts = time.Duration(float64(s.frames) * float64(time.Second) / s.params.FPS)
+	} else if s.cfg.Timestamps == TimestampsSteady {
+		t := f.Time
+		if t.IsZero() {
+			t = now
+		}
+		if s.frames == 0 {
+			s.steadyFirst, s.steadyBase = t, max(now.Sub(s.start), 0)
+		}
+		pts = s.steadyBase + t.Sub(s.steadyFirst)
+		if s.frames > 0 {
+			pts = max(pts, s.lastPTS+s.dur)
+		}
 	} else if f.Time.IsZero() {
 		pts = now.Sub(s.start)
 	} else {
@@ -416,9 +433,6 @@ func (s *session) pts(f *Frame, now time.Time) time.Duration {
 		pts = t.Sub(s.start)
 	}
 	pts = max(pts, 0)
-	if s.cfg.Timestamps == TimestampsSteady && s.frames > 0 {
-		pts = max(pts, s.lastPTS+time.Duration(float64(time.Second)/s.params.FPS))
-	}
 	if s.frames > 0 && pts <= s.lastPTS {
 		pts = s.lastPTS + time.Millisecond
 	}

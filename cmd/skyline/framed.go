@@ -44,14 +44,16 @@ type framedSource struct {
 	closer func()
 	hdr    [framedHeader]byte
 	buf    []byte
-	n      int // frames read
+	n      int  // frames read
+	early  bool // the last frame was already waiting when read
 }
 
 func newFramedSource(r io.Reader, closer func()) *framedSource {
 	return &framedSource{r: r, closer: closer}
 }
 
-func (s *framedSource) Live() bool { return false }
+func (s *framedSource) Live() bool  { return false }
+func (s *framedSource) Early() bool { return s.early }
 func (s *framedSource) Close() {
 	if s.closer != nil {
 		s.closer()
@@ -67,6 +69,7 @@ func (s *framedSource) Next(ctx context.Context) (skyline.Frame, error) {
 		}
 		return skyline.Frame{}, err
 	}
+	s.early = pending(s.r)
 	n, err := io.ReadFull(s.r, s.hdr[:])
 	switch {
 	case err == io.EOF:

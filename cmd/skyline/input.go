@@ -110,6 +110,7 @@ type rawSource struct {
 	format skyline.PixelFormat
 	w, h   int
 	buf    []byte
+	early  bool // the last frame was already waiting when read
 }
 
 func newRawSource(r io.Reader, closer func(), format skyline.PixelFormat, w, h int) (*rawSource, error) {
@@ -122,7 +123,8 @@ func newRawSource(r io.Reader, closer func(), format skyline.PixelFormat, w, h i
 	return &rawSource{r: r, closer: closer, format: format, w: w, h: h, buf: make([]byte, frameBytes(format, w, h))}, nil
 }
 
-func (s *rawSource) Live() bool { return false }
+func (s *rawSource) Live() bool  { return false }
+func (s *rawSource) Early() bool { return s.early }
 func (s *rawSource) Close() {
 	if s.closer != nil {
 		s.closer()
@@ -130,6 +132,7 @@ func (s *rawSource) Close() {
 }
 
 func (s *rawSource) Next(ctx context.Context) (skyline.Frame, error) {
+	s.early = pending(s.r)
 	n, err := io.ReadFull(s.r, s.buf)
 	switch {
 	case err == io.EOF:

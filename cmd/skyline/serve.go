@@ -342,15 +342,21 @@ type pumper struct {
 	in    input
 	sl    *skyline.SkyLine
 	limit int
-	stamp func(f *skyline.Frame, readAt time.Time)
+	stamp *stamper
 	read  atomic.Int64 // frames read
 	lost  atomic.Int64 // frames a live input gave up (the encoder was behind)
+}
+
+// early tells whether the frame just read was already waiting (see pending).
+func (p *pumper) early() bool {
+	e, ok := p.in.(interface{ Early() bool })
+	return ok && e.Early()
 }
 
 func (p *pumper) run(ctx context.Context, f skyline.Frame, readAt time.Time) error {
 	for n := 0; ; n++ {
 		p.read.Add(1)
-		p.stamp(&f, readAt)
+		p.stamp.stamp(&f, readAt, p.early())
 		for {
 			ok, err := p.sl.Put(f)
 			if ok {

@@ -35,24 +35,58 @@ func (o *serveOptions) timestampMode() skyline.Timestamps {
 	return skyline.TimestampsSteady
 }
 
-// newStamper returns the function that sets a frame's Frame.Time from the
-// time it was read (and, for framed input in auto mode, from its capture
-// time). started is when the stream started: capture times are kept
-// relative to the first frame's, which is placed at started, so that the
-// frames captured while the stream started are not squeezed onto its first
-// instant, and a producer's clock need not be ours.
-func (o *serveOptions) newStamper(started time.Time) func(f *skyline.Frame, readAt time.Time) {
-	useCapture := o.format == "framed" && o.timestamps == "auto"
-	var first time.Time // capture time of the first framed frame
-	return func(f *skyline.Frame, readAt time.Time) {
-		if !useCapture || f.Time.IsZero() {
-			f.Time = readAt // ignored in fixed mode
-			return
+// stamper sets each frame's Frame.Time before it is Put.
+type stamper struct {
+	steady  bool // auto for a pipe or file: skyline.TimestampsSteady
+	capture bool // auto for framed input: the capture times of the headers
+	period  time.Duration
+	started time.Time
+	last    time.Time // steady: the previous frame's time
+	first   time.Time // capture: the first framed frame's capture time
+}
+
+// newStamper: started is when the stream started (the first frame counts
+// as read then).
+func (o *serveOptions) newStamper(started time.Time) *stamper {
+	auto := o.timestamps == "auto"
+	return &stamper{
+		steady:  auto && o.format == "raw" && !liveInput(o.input),
+		capture: auto && o.format == "framed",
+		period:  time.Duration(float64(time.Second) / o.fps),
+		started: started,
+	}
+}
+
+// stamp sets f.Time. readAt is when the frame was read; early tells that
+// it was already waiting then (it arrived earlier, by an unknown time).
+//
+//   - steady: the read time, at least one period after the previous frame;
+//     a frame that was waiting comes one period after the previous one: a
+//     producer ahead of SkyLine (a file piped as fast as it goes, frames
+//     that piled up while the stream started or the machine was busy) is
+//     stamped n/fps, never at SkyLine's own pace.
+//   - capture: the header's capture time, kept relative to the first
+//     frame's, which is placed at started (so the frames captured while the
+//     stream started are not squeezed onto its first instant, and any clock
+//     will do); a header without one is stamped on arrival.
+//   - otherwise the read time (ignored in fixed mode).
+func (s *stamper) stamp(f *skyline.Frame, readAt time.Time, early bool) {
+	switch {
+	case s.steady:
+		t := readAt
+		if !s.last.IsZero() {
+			if next := s.last.Add(s.period); early || next.After(t) {
+				t = next
+			}
 		}
-		if first.IsZero() {
-			first = f.Time
+		f.Time, s.last = t, t
+	case s.capture && !f.Time.IsZero():
+		if s.first.IsZero() {
+			s.first = f.Time
 		}
-		f.Time = started.Add(f.Time.Sub(first))
+		f.Time = s.started.Add(f.Time.Sub(s.first))
+	default:
+		f.Time = readAt
 	}
 }
 

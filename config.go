@@ -152,6 +152,15 @@ const (
 	TimestampsCapture Timestamps = iota
 	// TimestampsFixedRate stamps frame n at n/fps, as the original did.
 	TimestampsFixedRate
+	// TimestampsSteady stamps a frame with its Frame.Time (or the Put time)
+	// relative to the first frame's, placed at the first Put, and never
+	// less than one frame period (1/Params.FPS) after the previous frame: a
+	// producer faster than real time (frames decoded from a file, a burst
+	// that waited in a pipe) is recorded at n/fps, its real length, while a
+	// live producer at or below FPS, and its pauses, keep real time. The
+	// times are taken as given, from any clock, never re-anchored; the PTS
+	// may run ahead of the wall clock while a producer is faster than FPS.
+	TimestampsSteady
 )
 
 // Clock is the time source.
@@ -209,7 +218,7 @@ func (c Config) validate() error {
 		return configErr("WarmupFrames %d: want at least 2 (fps is measured between frames)", c.WarmupFrames)
 	case c.Drop != DropNewest && c.Drop != DropOldest:
 		return configErr("unknown Drop policy %d", c.Drop)
-	case c.Timestamps != TimestampsCapture && c.Timestamps != TimestampsFixedRate:
+	case c.Timestamps != TimestampsCapture && c.Timestamps != TimestampsFixedRate && c.Timestamps != TimestampsSteady:
 		return configErr("unknown Timestamps mode %d", c.Timestamps)
 	case c.DestinationQueue < 1 || c.DestinationQueue > 100000:
 		return configErr("DestinationQueue %d: want 1..100000", c.DestinationQueue)

@@ -21,11 +21,13 @@ var muxers = map[string]string{
 }
 
 // NewFile returns a file destination. The folder must exist and be
-// writable.
+// writable. The path is cleaned (filepath.Clean), so that ./d.mkv and d.mkv
+// are one name, which New refuses twice.
 func NewFile(path string) (*File, error) {
 	if path == "" {
 		return nil, configErr("file destination: empty path")
 	}
+	path = filepath.Clean(path)
 	ext := strings.ToLower(filepath.Ext(path))
 	mux, ok := muxers[ext]
 	if !ok {

@@ -69,6 +69,10 @@ type session struct {
 	lastKey  atomic.Int64 // unix nanos of the last keyframe request
 	// keyDeferred: a request that came too soon after lastKey waits
 	keyDeferred atomic.Bool
+
+	// TimestampsSteady (under putMu): the first frame's time, and its PTS.
+	steadyFirst time.Time
+	steadyBase  time.Duration
 }
 
 // launch builds the gst-launch description of the encoder pipeline.
@@ -405,7 +409,9 @@ const (
 )
 
 // pts timestamps a frame: its capture time (or the Put time) since the
-// session's start, or n/fps in fixed-rate mode; always strictly increasing.
+// session's start, or n/fps in fixed-rate mode; in steady mode its time
+// relative to the first frame's (taken at the first Put), at least one frame
+// period after the previous frame; always strictly increasing.
 // A capture time from another clock (boot time, a camera's own) is
 // re-anchored once to the Put time, with a warning, so that the spacing of
 // the frames is kept (never compressed onto the session's start).
@@ -413,6 +419,18 @@ func (s *session) pts(f *Frame, now time.Time) time.Duration {
 	var pts time.Duration
 	if s.cfg.Timestamps == TimestampsFixedRate {
 		pts = time.Duration(float64(s.frames) * float64(time.Second) / s.params.FPS)
+	} else if s.cfg.Timestamps == TimestampsSteady {
+		t := f.Time
+		if t.IsZero() {
+			t = now
+		}
+		if s.frames == 0 {
+			s.steadyFirst, s.steadyBase = t, max(now.Sub(s.start), 0)
+		}
+		pts = s.steadyBase + t.Sub(s.steadyFirst)
+		if s.frames > 0 {
+			pts = max(pts, s.lastPTS+s.dur)
+		}
 	} else if f.Time.IsZero() {
 		pts = now.Sub(s.start)
 	} else {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/skyline-go/skyline/internal/urlport"
 )
 
 // Sink is a GStreamer branch destination: text in gst-launch syntax that
@@ -73,7 +75,8 @@ func NewGstSink(launch string, secrets ...Secret) (*Sink, error) {
 }
 
 // NewPush publishes the stream to a server through GStreamer: rtmp:// or
-// rtmps:// (FLV), srt:// (MPEG-TS, caller mode). A server that goes away is
+// rtmps:// (FLV), srt:// (MPEG-TS, caller mode; the port is required). A
+// port outside 1..65535 is refused (ErrInvalidConfig). A server that goes away is
 // retried with backoff; on reconnection the stream resumes at a keyframe.
 // For RTSP servers use rtsp.NewPublisher (ANNOUNCE/RECORD from Go).
 //
@@ -89,6 +92,9 @@ func NewPush(rawURL string, secrets ...Secret) (*Sink, error) {
 	}
 	if u.Host == "" {
 		return nil, configErr("push destination %q: no host", shown)
+	}
+	if err := urlport.Check(u, u.Scheme == "srt"); err != nil { // SRT has no default port
+		return nil, configErr("push destination %q: %v", shown, err)
 	}
 	q := quoteLaunch(rawURL)
 	var s *Sink
@@ -124,6 +130,7 @@ func NewSegmentedFile(pattern string, segment time.Duration, keep int) (*Sink, e
 	if segment <= 0 || keep < 0 {
 		return nil, configErr("segmented file %q: segment %v and keep %d: want segment > 0 and keep >= 0", pattern, segment, keep)
 	}
+	pattern = filepath.Clean(pattern) // one name for ./rec-%05d.mp4 and rec-%05d.mp4
 	ext := strings.ToLower(filepath.Ext(pattern))
 	mux, ok := muxers[ext]
 	if !ok {

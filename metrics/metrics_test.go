@@ -332,3 +332,44 @@ func TestMetricsWhileStreaming(t *testing.T) {
 	// Go and process metrics come with the handler.
 	value(t, s3, "go_goroutines")
 }
+
+// TestServeMethods: the endpoint answers GET and HEAD, and 405 with an
+// Allow header to every other method (it used to answer 200 to any).
+func TestServeMethods(t *testing.T) {
+	ms, err := metrics.Serve("127.0.0.1:0", metrics.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := ms.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	root := strings.TrimSuffix(ms.URL(), "metrics")
+	for _, tc := range []struct {
+		method, url string
+		want        int
+	}{
+		{http.MethodGet, ms.URL(), 200}, {http.MethodHead, ms.URL(), 200}, {http.MethodGet, root, 200},
+		{http.MethodPost, ms.URL(), 405}, {http.MethodPut, ms.URL(), 405}, {http.MethodDelete, ms.URL(), 405},
+		{http.MethodPatch, ms.URL(), 405}, {http.MethodOptions, ms.URL(), 405}, {http.MethodPost, root, 405},
+		{http.MethodGet, root + "other", 404},
+	} {
+		req, err := http.NewRequest(tc.method, tc.url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != tc.want {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.url, res.StatusCode, tc.want)
+		}
+		if tc.want == 405 && !strings.Contains(res.Header.Get("Allow"), "GET") {
+			t.Errorf("%s %s: Allow %q", tc.method, tc.url, res.Header.Get("Allow"))
+		}
+	}
+}

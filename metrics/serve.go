@@ -29,19 +29,18 @@ type Server struct {
 }
 
 // Serve listens on addr (e.g. ":9090", or "127.0.0.1:0" for any free port)
-// and serves Handler(c) at /metrics until Close.
+// and serves Handler(c) at /metrics until Close. Only GET and HEAD are
+// answered; other methods get 405.
 func Serve(addr string, c *Collector) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
+	// A "GET" pattern also matches HEAD; the mux answers any other method
+	// with 405 Method Not Allowed and an Allow header (RFC 9110, 15.5.6).
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", Handler(c))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
-		}
+	mux.Handle("GET /metrics", Handler(c))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("SkyLine metrics: /metrics\n"))
 	})
 	s := &Server{ln: ln, done: make(chan error, 1),

@@ -17,6 +17,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
 	"github.com/skyline-go/skyline"
+	"github.com/skyline-go/skyline/internal/urlport"
 )
 
 // PublisherConfig configures a Publisher. Zero values are documented
@@ -94,6 +95,9 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	}
 	if (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
 		return nil, fmt.Errorf("%w: publish URL %q: want rtsp://host:port/path or rtsps://", ErrInvalidConfig, shown)
+	}
+	if err := urlport.Check(u, false); err != nil {
+		return nil, fmt.Errorf("%w: publish URL %s://%s: %v", ErrInvalidConfig, u.Scheme, u.Hostname(), err)
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second

@@ -110,6 +110,7 @@ type rawSource struct {
 	format skyline.PixelFormat
 	w, h   int
 	buf    []byte
+	early  bool // the last frame was already waiting when read
 }
 
 func newRawSource(r io.Reader, closer func(), format skyline.PixelFormat, w, h int) (*rawSource, error) {
@@ -122,7 +123,8 @@ func newRawSource(r io.Reader, closer func(), format skyline.PixelFormat, w, h i
 	return &rawSource{r: r, closer: closer, format: format, w: w, h: h, buf: make([]byte, frameBytes(format, w, h))}, nil
 }
 
-func (s *rawSource) Live() bool { return false }
+func (s *rawSource) Live() bool  { return false }
+func (s *rawSource) Early() bool { return s.early }
 func (s *rawSource) Close() {
 	if s.closer != nil {
 		s.closer()
@@ -130,6 +132,7 @@ func (s *rawSource) Close() {
 }
 
 func (s *rawSource) Next(ctx context.Context) (skyline.Frame, error) {
+	s.early = pending(s.r)
 	n, err := io.ReadFull(s.r, s.buf)
 	switch {
 	case err == io.EOF:
@@ -170,8 +173,9 @@ func newGstSource(desc, what string, live bool) (*gstSource, error) {
 	}
 	s := &gstSource{pipe: p, sink: gst.AsAppSink(p.ByName("frames")), live: live, what: what}
 	if err := p.SetState(gst.StatePlaying); err != nil {
+		reason := s.busError(err) // the bus goes with the pipeline: read it first
 		s.Close()
-		return nil, fmt.Errorf("%s: cannot start: %s", what, s.busError(err))
+		return nil, fmt.Errorf("%s: cannot start: %s", what, reason)
 	}
 	return s, nil
 }
@@ -219,13 +223,21 @@ func (s *gstSource) Next(ctx context.Context) (skyline.Frame, error) {
 }
 
 // openReader reads a producer's frames from r (stdin, or a connection of a
-// listening input) in the format the flags give; closer interrupts a read.
+// listening input) in the --format the options name: raw frames of --size
+// and --pix-fmt, or the framed format; closer interrupts a read.
 func openReader(r io.Reader, closer func(), o *serveOptions) (input, error) {
+	if o.format == "framed" {
+		return newFramedSource(r, closer), nil
+	}
 	f, ok := pixFmts[o.pixFmt]
 	if !ok {
-		return nil, fmt.Errorf("--pix-fmt %q: want bgr24, rgb24, bgra, rgba, gray or i420", o.pixFmt)
+		return nil, refuse(fmt.Errorf("--pix-fmt %q: want bgr24, rgb24, bgra, rgba, gray or i420", o.pixFmt))
 	}
-	return newRawSource(r, closer, f, o.w, o.h)
+	src, err := newRawSource(r, closer, f, o.w, o.h)
+	if err != nil {
+		return nil, refuse(err)
+	}
+	return src, nil
 }
 
 // openInput builds the input named by --input.
@@ -238,7 +250,7 @@ func openInput(spec string, o *serveOptions) (input, error) {
 	case strings.HasPrefix(spec, "file:"):
 		path := strings.TrimPrefix(spec, "file:")
 		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("--input %s: %v", spec, err)
+			return nil, refuse(fmt.Errorf("--input %s: %v", spec, err))
 		}
 		return newGstSource("filesrc location="+quote(path)+" ! decodebin", spec, false)
 	case strings.HasPrefix(spec, "v4l2:"):
@@ -248,7 +260,7 @@ func openInput(spec string, o *serveOptions) (input, error) {
 		}
 		return newGstSource("v4l2src device="+quote(dev), spec, true)
 	}
-	return nil, fmt.Errorf("--input %q: want testsrc, stdin, file:PATH or v4l2:DEVICE", spec)
+	return nil, refuse(fmt.Errorf("--input %q: want testsrc, stdin, file:PATH or v4l2:DEVICE", spec))
 }
 
 func quote(v string) string {

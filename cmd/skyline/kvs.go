@@ -50,6 +50,10 @@ func kvsLocal(args []string) int {
 		}
 		return 2
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "skyline kvs-local: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
 	log, err := newLogger(*level)
 	if err == nil {
 		*sk, _, err = expandSecrets("--secret-key", *sk)

@@ -21,6 +21,7 @@ func main() {
 	if err := skyline.Reexec(""); err != nil {
 		fmt.Fprintln(os.Stderr, "skyline:", err)
 	}
+	keepRunningWithoutReaders()
 	os.Exit(run(os.Args[1:]))
 }
 
@@ -46,6 +47,10 @@ func run(args []string) int {
 	case "serve":
 		return serve(args[1:])
 	case "version":
+		if len(args) > 1 {
+			fmt.Fprintf(os.Stderr, "skyline version: unexpected argument %q\n", args[1])
+			return 2
+		}
 		return version()
 	case "kvs-local":
 		return kvsLocal(args[1:])

@@ -37,6 +37,16 @@ func parseOut(raw string, log *slog.Logger) (skyline.Destination, error) {
 		return nil, fmt.Errorf("--out %q: want SCHEME:..., e.g. file:rec.mp4 or rtsp://host:8554/path", shown)
 	}
 	switch scheme {
+	case "rtsp", "rtsps", "rtmp", "rtmps", "srt":
+		u, err := url.Parse(spec)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("--out %s: not a URL of the form %s://HOST:PORT", redactSpec(spec), scheme)
+		}
+		if err := checkPushURL(spec, u); err != nil {
+			return nil, err
+		}
+	}
+	switch scheme {
 	case "rtsp", "rtsps":
 		return rtsp.NewPublisher(rtsp.PublisherConfig{URL: spec, Secrets: secrets, Logger: log})
 	case "rtmp", "rtmps", "srt":

@@ -21,6 +21,8 @@ import (
 
 type serveOptions struct {
 	input, pixFmt, size string
+	format              string // raw or framed
+	timestamps          string // auto, fixed or arrival
 	fps                 float64
 	w, h                int
 	listen, path        string
@@ -51,6 +53,11 @@ func serve(args []string) int {
 	fs.BoolVar(&o.keepServing, "keep-serving", false, "stay up when the input ends, showing the offline card (stdin resumes when new data arrives, e.g. a new writer of a named pipe); listening inputs always do")
 	fs.BoolVar(&o.offlineCard, "offline-card", true, "while no producer streams (before the first frame, between producers), play a card with the path, state and time: viewers stay connected (--offline-card=false: a viewer waits up to 10 s for the first picture, then is refused)")
 	fs.StringVar(&o.pixFmt, "pix-fmt", "bgr24", "stdin pixel format: bgr24 (OpenCV), rgb24, bgra, rgba, gray, i420")
+	fs.StringVar(&o.format, "format", "raw", "stdin framing: raw (frames back to back, --size and --pix-fmt), "+
+		"framed (a header before each frame gives its capture time, size and pixel format; see README)")
+	fs.StringVar(&o.timestamps, "timestamps", "auto", "frame timestamps: auto (capture time or time read, but at least 1/fps "+
+		"apart: a file piped faster than real time keeps its length, a live producer real time; framed input: "+
+		"the capture times), fixed (frame n at n/fps), arrival (the time each frame is read)")
 	fs.StringVar(&o.size, "size", "", "stdin frame size WIDTHxHEIGHT (required for stdin; testsrc default 1280x720)")
 	fs.Float64Var(&o.fps, "fps", 30, "frame rate of the input")
 	fs.StringVar(&o.listen, "listen", ":8554", "RTSP listen address")
@@ -91,6 +98,9 @@ func serve(args []string) int {
 	defer stop()
 	if err := runServe(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "skyline serve:", err)
+		if errors.As(err, new(flagError)) {
+			return 2
+		}
 		return 1
 	}
 	return 0
@@ -110,8 +120,21 @@ func (o *serveOptions) check() error {
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
-	if o.fps <= 0 || o.fps > skyline.MaxFPS {
+	if !(o.fps > 0 && o.fps <= skyline.MaxFPS) { // NaN fails every comparison
 		return fmt.Errorf("--fps %v: want 0 < fps <= %d", o.fps, skyline.MaxFPS)
+	}
+	if o.frames < 0 {
+		return fmt.Errorf("--frames %d: want 0 (no limit) or a number of frames", o.frames)
+	}
+	switch o.format {
+	case "raw", "framed":
+	default:
+		return fmt.Errorf("--format %q: want raw or framed", o.format)
+	}
+	switch o.timestamps {
+	case "auto", "fixed", "arrival":
+	default:
+		return fmt.Errorf("--timestamps %q: want auto, fixed or arrival", o.timestamps)
 	}
 	switch {
 	case o.size != "":
@@ -120,10 +143,10 @@ func (o *serveOptions) check() error {
 			return err
 		}
 		o.w, o.h = w, h
-	case o.input == "stdin" || o.input == "-":
-		return errors.New("--input stdin needs --size WIDTHxHEIGHT (and --pix-fmt, --fps)")
-	case strings.HasPrefix(o.input, "unix:") || strings.HasPrefix(o.input, "tcp:"):
-		return fmt.Errorf("--input %s needs --size WIDTHxHEIGHT (and --pix-fmt, --fps)", o.input)
+	case (o.input == "stdin" || o.input == "-") && o.format == "raw":
+		return errors.New("--input stdin needs --size WIDTHxHEIGHT (and --pix-fmt, --fps), or --format framed")
+	case (strings.HasPrefix(o.input, "unix:") || strings.HasPrefix(o.input, "tcp:")) && o.format == "raw":
+		return fmt.Errorf("--input %s needs --size WIDTHxHEIGHT (and --pix-fmt, --fps), or --format framed", o.input)
 	default:
 		o.w, o.h = 1280, 720
 	}
@@ -154,7 +177,28 @@ func newLogger(level string) (*slog.Logger, error) {
 func runServe(ctx context.Context, o *serveOptions) error {
 	log, err := newLogger(o.logLevel)
 	if err != nil {
-		return err
+		return refuse(err)
+	}
+	// Destinations that cannot work are refused before anything starts.
+	var outs []skyline.Destination
+	var files []fileOut
+	for _, spec := range o.outs {
+		d, err := parseOut(spec, log)
+		if err != nil {
+			return refuse(err)
+		}
+		outs = append(outs, d)
+		if rest, ok := strings.CutPrefix(spec, "file:"); ok {
+			path, _, _ := strings.Cut(rest, "?")
+			f := fileOut{spec: spec, path: path}
+			if err := f.checkWritable(); err != nil {
+				return refuse(err)
+			}
+			files = append(files, f)
+		}
+	}
+	if err := sameFile(files); err != nil {
+		return refuse(err)
 	}
 	meter := &meter{}
 	dests := []skyline.Destination{meter}
@@ -188,18 +232,13 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if web != nil {
 		dests = append(dests, web)
 	}
-	for _, spec := range o.outs {
-		d, err := parseOut(spec, log)
-		if err != nil {
-			return err
-		}
-		dests = append(dests, d)
-	}
+	dests = append(dests, outs...)
 	mc := newServeMetrics(o.metrics)
 	sl, err := skyline.New(skyline.Config{
 		Logger: log, Name: "SkyLine",
-		Encoder: o.encoderConfig(),
-		OnEvent: mc.onEvent(func(e skyline.Event) { logEvent(log, e) }),
+		Encoder:    o.encoderConfig(),
+		OnEvent:    mc.onEvent(func(e skyline.Event) { logEvent(log, e) }),
+		Timestamps: o.timestampMode(),
 	}, dests...)
 	if err != nil {
 		return err
@@ -220,7 +259,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	announce := sync.OnceFunc(func() {
 		if stream != nil {
 			fmt.Printf("SkyLine: streaming %s at %s\n", prods.Describe(), stream.URL())
-			fmt.Printf("watch:   ffplay -rtsp_transport tcp %s   (or open it in VLC)\n", stream.URL())
+			fmt.Printf("watch:   ffplay -rtsp_transport tcp -probesize 32 -flags low_delay %s\n", stream.URL())
 		} else {
 			fmt.Printf("SkyLine: streaming %s\n", prods.Describe())
 		}
@@ -235,9 +274,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		announce()
 	}
 
-	var read atomic.Int64
+	var c pumpCounters
 	done := make(chan error, 1)
-	go func() { done <- runProducers(ctx, prods, sl, o, &read, log, announce) }()
+	go func() { done <- runProducers(ctx, prods, sl, o, files, &c, log, announce) }()
 	var pumpErr error
 	if showStatus(o.status) {
 		viewers := func() (n int) { // RTSP and browser viewers
@@ -256,7 +295,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		if web != nil {
 			served[web.Name()] = true
 		}
-		pumpErr = statusLoop(ctx, prods, done, sl, viewers, served, meter, &read)
+		pumpErr = statusLoop(ctx, prods, done, sl, viewers, served, meter, &c)
 	} else {
 		select {
 		case pumpErr = <-done:
@@ -268,14 +307,27 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	prods.Close()
 	stopErr := sl.Stop()
 	st := sl.Stats()
-	fmt.Printf("SkyLine: stopped after %d frames (%d encoded, %d dropped)\n", st.Accepted, st.Encoded, st.Dropped)
+	// Dropped: frames really lost. A pipe's or file's frames that the
+	// encoder could not take at once were retried, not lost.
+	dropped := uint64(c.lost.Load())
+	if st.Accepted > st.Encoded {
+		dropped += st.Accepted - st.Encoded // accepted, then lost in the encoder
+	}
+	fmt.Printf("SkyLine: stopped after %d frames (%d encoded, %d dropped)\n", st.Accepted, st.Encoded, dropped)
+	judged := map[string]bool{}
+	for _, d := range dests[1:] {
+		if d != stream && d != web {
+			judged[d.Name()] = true
+		}
+	}
+	outErr := summarize(os.Stdout, st, judged)
 	if err := context.Cause(ctx); errors.Is(err, rtsp.ErrServerFailed) {
-		return err
+		return errors.Join(err, outErr)
 	}
 	if pumpErr != nil && !errors.Is(pumpErr, context.Canceled) {
-		return pumpErr
+		return errors.Join(pumpErr, outErr)
 	}
-	return stopErr
+	return errors.Join(stopErr, outErr)
 }
 
 // encoderConfig is the encoder the flags ask for (the stream's and the
@@ -298,7 +350,7 @@ func (o *serveOptions) card() *skyline.OfflineCard {
 // frame limit is reached or ctx is cancelled. With a single input (no
 // --keep-serving) its end or error is the program's; otherwise a
 // producer's error is logged and the next one is awaited.
-func runProducers(ctx context.Context, prods producers, sl *skyline.SkyLine, o *serveOptions, read *atomic.Int64, log *slog.Logger, started func()) error {
+func runProducers(ctx context.Context, prods producers, sl *skyline.SkyLine, o *serveOptions, files []fileOut, c *pumpCounters, log *slog.Logger, started func()) error {
 	for {
 		in, err := prods.Next(ctx)
 		if err != nil {
@@ -307,7 +359,7 @@ func runProducers(ctx context.Context, prods producers, sl *skyline.SkyLine, o *
 			}
 			return err
 		}
-		err = runSession(ctx, in, sl, o, read, started)
+		err = runSession(ctx, in, sl, o, files, c, started)
 		in.Close()
 		if !prods.Keep() || ctx.Err() != nil {
 			return err
@@ -320,15 +372,15 @@ func runProducers(ctx context.Context, prods producers, sl *skyline.SkyLine, o *
 		if err := sl.Stop(); err != nil {
 			log.Warn("stopping after the producer", "error", err)
 		}
-		if o.frames > 0 && read.Load() >= int64(o.frames) {
+		if o.frames > 0 && c.read.Load() >= int64(o.frames) {
 			return nil
 		}
 	}
 }
 
 // runSession streams one producer's frames; started is called once the
-// stream started.
-func runSession(ctx context.Context, in input, sl *skyline.SkyLine, o *serveOptions, read *atomic.Int64, started func()) error {
+// stream started. A size that a recording cannot take is refused.
+func runSession(ctx context.Context, in input, sl *skyline.SkyLine, o *serveOptions, files []fileOut, c *pumpCounters, started func()) error {
 	first, err := in.Next(ctx)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -336,15 +388,25 @@ func runSession(ctx context.Context, in input, sl *skyline.SkyLine, o *serveOpti
 		}
 		return err
 	}
-	if err := sl.Start(skyline.Params{FPS: o.fps, Width: max(first.Width&^1, 2), Height: max(first.Height&^1, 2)}); err != nil {
+	params := skyline.Params{FPS: o.fps, Width: max(first.Width&^1, 2), Height: max(first.Height&^1, 2)}
+	for _, f := range files {
+		if err := f.checkSize(params.Width, params.Height); err != nil {
+			return refuse(err)
+		}
+	}
+	if err := sl.Start(params); err != nil {
 		return err
 	}
 	started()
 	limit := 0
 	if o.frames > 0 {
-		limit = max(o.frames-int(read.Load()), 1)
+		limit = max(o.frames-int(c.read.Load()), 1)
 	}
-	return pump(ctx, in, sl, first, limit, read)
+	// The first frame, read before the stream started, counts as read when
+	// it started: the time Start took is not a gap between two frames.
+	at := time.Now()
+	p := &pumper{in: in, sl: sl, limit: limit, stamp: o.newStamper(at), c: c}
+	return p.run(ctx, first, at)
 }
 
 // startServer starts the RTSP server. When the default UDP ports are taken
@@ -371,19 +433,41 @@ func startServer(o *serveOptions, log *slog.Logger) (*rtsp.Server, error) {
 	return nil, err
 }
 
-// pump moves frames from the input to the SkyLine until the input ends, the
-// frame limit is reached or ctx is cancelled.
-func pump(ctx context.Context, in input, sl *skyline.SkyLine, f skyline.Frame, limit int, read *atomic.Int64) error {
+// pumper moves frames from the input to the SkyLine until the input ends,
+// the frame limit is reached or ctx is cancelled.
+type pumper struct {
+	in    input
+	sl    *skyline.SkyLine
+	limit int
+	stamp *stamper
+	c     *pumpCounters
+}
+
+// pumpCounters count across producers, for the status line and the summary.
+type pumpCounters struct {
+	read atomic.Int64 // frames read
+	lost atomic.Int64 // frames a live input gave up (the encoder was behind)
+}
+
+// early tells whether the frame just read was already waiting (see pending).
+func (p *pumper) early() bool {
+	e, ok := p.in.(interface{ Early() bool })
+	return ok && e.Early()
+}
+
+func (p *pumper) run(ctx context.Context, f skyline.Frame, readAt time.Time) error {
 	for n := 0; ; n++ {
-		read.Add(1)
+		p.c.read.Add(1)
+		p.stamp.stamp(&f, readAt, p.early())
 		for {
-			ok, err := sl.Put(f)
+			ok, err := p.sl.Put(f)
 			if ok {
 				break
 			}
 			switch {
 			case errors.Is(err, skyline.ErrQueueFull), errors.Is(err, skyline.ErrOpening):
-				if in.Live() { // a live source drops (counted); a file or pipe waits
+				if p.in.Live() { // a live source drops (counted); a file or pipe waits
+					p.c.lost.Add(1)
 					break
 				}
 				select { // the encoder is behind: wait for room, never lose a frame
@@ -393,17 +477,19 @@ func pump(ctx context.Context, in input, sl *skyline.SkyLine, f skyline.Frame, l
 				}
 				continue
 			case errors.Is(err, skyline.ErrStreamFailed):
-				return fmt.Errorf("the stream failed: %w", sl.Err())
+				return fmt.Errorf("the stream failed: %w", p.sl.Err())
 			default:
 				return err
 			}
 			break
 		}
-		if limit > 0 && n+1 >= limit {
+		if p.limit > 0 && n+1 >= p.limit {
 			return nil
 		}
 		var err error
-		if f, err = in.Next(ctx); err != nil {
+		f, err = p.in.Next(ctx)
+		readAt = time.Now()
+		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
@@ -425,7 +511,7 @@ func showStatus(mode string) bool {
 
 // statusLoop prints a live status line every second until the pump ends
 // (on Ctrl-C it closes the producers, which ends it).
-func statusLoop(ctx context.Context, prods producers, done <-chan error, sl *skyline.SkyLine, viewers func() int, served map[string]bool, m *meter, read *atomic.Int64) error {
+func statusLoop(ctx context.Context, prods producers, done <-chan error, sl *skyline.SkyLine, viewers func() int, served map[string]bool, m *meter, c *pumpCounters) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	last := time.Now()
@@ -442,10 +528,10 @@ func statusLoop(ctx context.Context, prods producers, done <-chan error, sl *sky
 		case now := <-tick.C:
 			dt := now.Sub(last).Seconds()
 			st := sl.Stats()
-			r, b := read.Load(), m.bytes.Load()
+			r, b := c.read.Load(), m.bytes.Load()
 			line := fmt.Sprintf("in %5.1f fps | out %5.1f fps | %6.0f kbit/s | dropped %d | viewers %d",
 				float64(r-lastRead)/dt, float64(st.Encoded-lastEnc)/dt, float64(b-lastBytes)*8/1000/dt,
-				st.Dropped, viewers())
+				c.lost.Load(), viewers())
 			for _, d := range st.Destinations[1:] { // [0] is the meter
 				if served[d.Name] {
 					continue

@@ -114,8 +114,12 @@ func redactURL(s string) string {
 // own: pattern has one printf-style integer (rec-%05d.mp4); a new file
 // starts at the first keyframe after each segment duration (so segments are
 // multiples of the keyframe interval); keep > 0 deletes all but the newest
-// keep files. The extension picks the container (.mp4, .mov, .mkv, .ts).
-// Stop finalises the last file. After a failure the numbering goes on in
+// keep files. The extension picks the container (.mp4, .mov, .mkv, .ts),
+// written as File writes it: a finished segment is complete, and MP4 and
+// QuickTime segments are fragmented. A crash loses at most the last two
+// keyframe intervals: splitmuxsink holds one complete keyframe interval
+// before its muxer (it cuts files between whole GOPs), and the muxer the
+// fragment being built. Stop finalises the last file. After a failure the numbering goes on in
 // files named with a -rN suffix, never overwriting earlier ones.
 func NewSegmentedFile(pattern string, segment time.Duration, keep int) (*Sink, error) {
 	if strings.Count(pattern, "%") != 1 || !strings.Contains(pattern, "d") {
@@ -133,8 +137,8 @@ func NewSegmentedFile(pattern string, segment time.Duration, keep int) (*Sink, e
 		return nil, err // the folder must exist
 	}
 	text := func(loc string) string {
-		return fmt.Sprintf("splitmuxsink location=%s max-size-time=%d max-files=%d muxer-factory=%s",
-			quoteLaunch(loc), segment.Nanoseconds(), keep, mux)
+		return fmt.Sprintf("splitmuxsink location=%s max-size-time=%d max-files=%d %s",
+			quoteLaunch(loc), segment.Nanoseconds(), keep, segmentMuxer(mux))
 	}
 	return &Sink{name: "file:" + pattern, launch: text(pattern), elements: []string{"splitmuxsink", mux},
 		retry: func(n int) string { return text(retryName(pattern, n)) }}, nil

@@ -77,6 +77,9 @@ func NewFile(path string) (*File, error) {
 	return &File{path: path, mux: mux}, nil
 }
 
+// Recording is true: a File records (see Recorder).
+func (f *File) Recording() bool { return true }
+
 // Name is "file:<path>".
 func (f *File) Name() string { return "file:" + f.path }
 

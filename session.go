@@ -54,6 +54,10 @@ type session struct {
 	reanchor time.Duration // added to capture times from another clock
 	anchored bool
 
+	// paceMu guards next, the turn of the next frame (TimestampsPaced).
+	paceMu sync.Mutex
+	next   time.Time
+
 	// relMu guards the encoder element against release while a keyframe
 	// is requested (outlets, even detached ones, may ask at any time).
 	relMu    sync.RWMutex
@@ -339,6 +343,12 @@ func (s *session) push(f *Frame, now time.Time, dropped *atomic.Uint64) (bool, e
 	if s.failed.Load() != nil {
 		return false, ErrStreamFailed
 	}
+	if s.cfg.Drop == DropNone && s.src.Level() >= s.cfg.QueueSize {
+		if err := s.waitRoom(); err != nil {
+			dropped.Add(1)
+			return false, err
+		}
+	}
 	if s.src.Level() >= s.cfg.QueueSize {
 		dropped.Add(1)
 		if s.cfg.Drop == DropNewest {
@@ -382,6 +392,53 @@ func (s *session) push(f *Frame, now time.Time, dropped *atomic.Uint64) (bool, e
 	}
 	s.frames++
 	return true, nil
+}
+
+// waitRoom waits (DropNone), with putMu held on entry and on return, until
+// the queue has room, at most PutWait. It returns ErrQueueFull past it,
+// ErrOpening when the session ends meanwhile, ErrStreamFailed when it
+// fails. The appsrc tells of room only to GLib callbacks: it is polled.
+func (s *session) waitRoom() error {
+	deadline := time.Now().Add(s.cfg.PutWait)
+	for s.src.Level() >= s.cfg.QueueSize {
+		if time.Now().After(deadline) {
+			return ErrQueueFull
+		}
+		s.putMu.Unlock()
+		time.Sleep(time.Millisecond)
+		s.putMu.Lock()
+		if s.shut {
+			return ErrOpening
+		}
+		if s.failed.Load() != nil {
+			return ErrStreamFailed
+		}
+	}
+	return nil
+}
+
+// pace (TimestampsPaced) makes a frame Put ahead of its turn wait for it:
+// turns are 1/fps apart; a frame more than one frame late starts a new
+// series of turns at its own time. It returns the time to stamp the frame
+// with, and false (not waiting) when the turn is more than PutWait away.
+func (s *session) pace(now time.Time) (time.Time, bool) {
+	s.paceMu.Lock()
+	turn := s.next
+	if turn.IsZero() || now.Sub(turn) > s.dur {
+		turn = now
+	}
+	wait := turn.Sub(now)
+	if wait > s.cfg.PutWait {
+		s.paceMu.Unlock()
+		return now, false
+	}
+	s.next = turn.Add(s.dur)
+	s.paceMu.Unlock()
+	if wait <= 0 {
+		return now, true
+	}
+	time.Sleep(wait)
+	return turn, true
 }
 
 // captureSkew is how far a capture time (Frame.Time) may be from the Put

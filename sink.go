@@ -21,7 +21,12 @@ type Sink struct {
 	retry func(n int) string
 	// secrets are masked in every error and event about the sink.
 	secrets []string
+	// recording: the sink records to files (NewSegmentedFile).
+	recording bool
 }
+
+// Recording tells whether the sink records to files (see Recorder).
+func (s *Sink) Recording() bool { return s.recording }
 
 // Secrets are strings (passwords, stream keys) to mask in errors and logs.
 func (s *Sink) Secrets() []string { return s.secrets }
@@ -140,7 +145,7 @@ func NewSegmentedFile(pattern string, segment time.Duration, keep int) (*Sink, e
 		return fmt.Sprintf("splitmuxsink location=%s max-size-time=%d max-files=%d %s",
 			quoteLaunch(loc), segment.Nanoseconds(), keep, segmentMuxer(mux))
 	}
-	return &Sink{name: "file:" + pattern, launch: text(pattern), elements: []string{"splitmuxsink", mux},
+	return &Sink{name: "file:" + pattern, launch: text(pattern), elements: []string{"splitmuxsink", mux}, recording: true,
 		retry: func(n int) string { return text(retryName(pattern, n)) }}, nil
 }
 

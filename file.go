@@ -1,7 +1,9 @@
 package skyline
 
 import (
+	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,6 +97,119 @@ func (f *File) Launch() string {
 // restart never overwrites what was recorded before.
 func (f *File) LaunchRetry(n int) string {
 	return muxLaunch(f.mux) + " ! " + fileSinkLaunch + quoteLaunch(retryName(f.path, n))
+}
+
+// attemptPath is the file written by attempt n (0: the first).
+func (f *File) attemptPath(n int) string {
+	if n == 0 {
+		return f.path
+	}
+	return retryName(f.path, n)
+}
+
+// Wrote tells whether attempt n's file has pictures on disk: a write of
+// media reached it (for MP4 and QuickTime: a complete fragment).
+func (f *File) Wrote(n int) bool {
+	if fragmented(f.mux) {
+		return hasFragment(f.attemptPath(n))
+	}
+	return nonEmpty(f.attemptPath(n))
+}
+
+// RemoveEmpty removes attempt n's file if it holds no picture (the attempt
+// wrote nothing, or only a header: a full disk) and tells whether it did.
+func (f *File) RemoveEmpty(n int) bool {
+	p := f.attemptPath(n)
+	if fragmented(f.mux) && nonEmpty(p) && !hasFragment(p) {
+		return os.Remove(p) == nil
+	}
+	return removeEmpty(p)
+}
+
+// Repair cuts what a failed write (a full disk) left half-written at the
+// end of attempt n's fragmented MP4 or QuickTime file, so that it ends
+// with its last complete fragment and plays cleanly.
+func (f *File) Repair(n int) {
+	if fragmented(f.mux) {
+		trimFragments(f.attemptPath(n))
+	}
+}
+
+// trimFragments truncates an ISO BMFF file after its last complete top-level
+// box, and before a movie fragment header (moof) whose media data (mdat)
+// is incomplete.
+func trimFragments(path string) {
+	fh, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return
+	}
+	defer fh.Close()
+	if good, _, size := scanBoxes(fh); good > 0 && good < size {
+		_ = fh.Truncate(good)
+	}
+}
+
+// hasFragment tells whether an ISO BMFF file holds a complete fragment
+// (moof followed by a complete mdat).
+func hasFragment(path string) bool {
+	fh, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer fh.Close()
+	_, frags, _ := scanBoxes(fh)
+	return frags > 0
+}
+
+// scanBoxes walks the top-level boxes of an ISO BMFF file (ISO/IEC
+// 14496-12 4.2): good is where the complete part ends (before a moof whose
+// mdat is incomplete), frags the complete fragments, size the file's size.
+func scanBoxes(fh *os.File) (good int64, frags int, size int64) {
+	st, err := fh.Stat()
+	if err != nil {
+		return 0, 0, 0
+	}
+	var pos, moof int64 = 0, -1
+	hdr := make([]byte, 16)
+	for pos+8 <= st.Size() {
+		if _, err := fh.ReadAt(hdr[:8], pos); err != nil {
+			break
+		}
+		size, typ := int64(binary.BigEndian.Uint32(hdr)), string(hdr[4:8])
+		if size == 1 {
+			if _, err := fh.ReadAt(hdr[8:16], pos+8); err != nil && err != io.EOF {
+				break
+			}
+			size = int64(binary.BigEndian.Uint64(hdr[8:16]))
+		}
+		if size < 8 || pos+size > st.Size() {
+			break
+		}
+		if typ == "mdat" && moof >= 0 {
+			frags++
+		}
+		if typ == "moof" {
+			moof = pos
+		} else {
+			moof = -1
+		}
+		pos += size
+		good = pos
+	}
+	if moof >= 0 {
+		good = moof
+	}
+	return good, frags, st.Size()
+}
+
+func nonEmpty(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Size() > 0
+}
+
+func removeEmpty(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular() && st.Size() == 0 && os.Remove(path) == nil
 }
 
 // Elements are the muxer and filesink.

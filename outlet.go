@@ -88,12 +88,20 @@ type outlet struct {
 	failures     int
 	restarts     int
 	retryAt      time.Time
-	upSince      time.Time // when it was last (re)opened
+	upSince      time.Time // when a write last proved it works (zero: not since the last failure)
 	everUp       bool
 	wasDown      bool
 	// A DeliveryReporter that cannot deliver was reported down (owned by
 	// run); its recovery is reported once it can again.
 	reportedDown bool
+	// After a reopen the destination is "recovered" only once a write has
+	// worked: a Receiver's WriteAccessUnit returned nil, or a branch took
+	// access units and, one poll later, reports no error (and, for files,
+	// the file is no longer empty).
+	unproven bool
+	pushed   int  // access units pushed into the current branch
+	seen     int  // pushed at the previous poll
+	reuse    bool // the last attempt's empty file was removed: its name is free again
 }
 
 func newOutlet(d Destination, st *destStats, cfg Config, log *slog.Logger, emit func(Event), info StreamInfo) *outlet {
@@ -228,7 +236,12 @@ func (o *outlet) deliver(au *AccessUnit) {
 	}
 	o.needKey = false
 	o.st.written.Add(1)
-	if o.failures > 0 && time.Since(o.upSince) >= stableAfter {
+	if o.branch != nil {
+		o.pushed++
+	} else if o.unproven {
+		o.proven() // WriteAccessUnit worked
+	}
+	if o.failures > 0 && !o.unproven && time.Since(o.upSince) >= stableAfter {
 		o.failures = 0 // it has worked for a while: the next failure backs off from RetryMin
 	}
 }
@@ -272,7 +285,13 @@ func (o *outlet) poll(now time.Time) {
 		if o.branch != nil {
 			if err := o.branch.check(); err != nil {
 				o.fail(err)
+				return
 			}
+			// What was pushed a poll ago has had 100 ms to fail.
+			if o.unproven && o.seen > 0 && o.wrote() {
+				o.proven()
+			}
+			o.seen = o.pushed
 		}
 		o.pollDelivery()
 		return
@@ -290,9 +309,15 @@ func (o *outlet) reopen() {
 	} else {
 		text := o.gstd.Launch()
 		if r, ok := o.gstd.(interface{ LaunchRetry(int) string }); ok && o.failures > 0 {
-			o.restarts++
-			text = r.LaunchRetry(o.restarts)
+			if !o.reuse {
+				o.restarts++
+			}
+			if o.restarts > 0 {
+				text = r.LaunchRetry(o.restarts)
+			}
 		}
+		o.reuse = false
+		o.pushed, o.seen = 0, 0
 		o.branch, err = startBranch(text, o.log)
 	}
 	if err != nil {
@@ -312,15 +337,50 @@ func (o *outlet) reopen() {
 	if (o.everUp || o.offered.Load()) && o.failures <= 1 {
 		o.info.RequestKeyframe()
 	}
+	if o.wasDown { // up and recovered once a write has worked (proven)
+		o.unproven = true
+		return
+	}
 	o.st.up.Store(true)
 	if !o.everUp {
 		o.everUp = true
 		o.emit(Event{Kind: EventDestinationUp, Destination: o.name})
-	} else if o.wasDown {
-		o.log.Info("destination recovered")
-		o.emit(Event{Kind: EventDestinationRecovered, Destination: o.name})
 	}
+}
+
+// proven marks a reopened destination up and recovered: a write worked.
+// Its backoff starts again from RetryMin once it has worked for
+// stableAfter.
+func (o *outlet) proven() {
+	o.unproven = false
+	o.upSince = time.Now()
 	o.wasDown = false
+	o.st.up.Store(true)
+	if !o.everUp {
+		o.everUp = true
+		o.emit(Event{Kind: EventDestinationUp, Destination: o.name})
+		return
+	}
+	o.log.Info("destination recovered")
+	o.emit(Event{Kind: EventDestinationRecovered, Destination: o.name})
+}
+
+// removeEmpty removes the current attempt's output when it is empty (a
+// file destination that wrote nothing) and tells whether it did.
+func (o *outlet) removeEmpty() bool {
+	if c, ok := o.gstd.(interface{ RemoveEmpty(attempt int) bool }); ok {
+		return c.RemoveEmpty(o.restarts)
+	}
+	return false
+}
+
+// wrote tells whether the current branch's output shows a write (for
+// destinations that can tell: a file that is no longer empty).
+func (o *outlet) wrote() bool {
+	if w, ok := o.gstd.(interface{ Wrote(attempt int) bool }); ok {
+		return w.Wrote(o.restarts)
+	}
+	return true
 }
 
 // pollDelivery reports a DeliveryReporter that delivers on its own (it
@@ -369,7 +429,15 @@ func (o *outlet) fail(err error) {
 	if o.branch != nil {
 		o.branch.abort()
 		o.branch = nil
+		// An attempt that wrote nothing leaves no file behind (a full disk
+		// must not fill a folder with empty files), and its name is used
+		// again by the next attempt.
+		if r, ok := o.gstd.(interface{ Repair(attempt int) }); ok {
+			r.Repair(o.restarts)
+		}
+		o.reuse = o.removeEmpty()
 	}
+	o.unproven = false
 	o.isOpen = false
 	o.failures++
 	o.wasDown = true
@@ -410,6 +478,7 @@ func (o *outlet) finish() {
 		} else {
 			o.closeErr = o.branch.drain(time.Until(o.deadline))
 			o.branch = nil
+			o.removeEmpty()
 		}
 	}
 	o.isOpen = false

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -21,8 +22,39 @@ type Sink struct {
 	retry func(n int) string
 	// secrets are masked in every error and event about the sink.
 	secrets []string
-	// recording: the sink records to files (NewSegmentedFile).
+	// recording: the sink records to files (NewSegmentedFile); files(n)
+	// globs the files of attempt n.
 	recording bool
+	files     func(n int) string
+}
+
+// Wrote tells whether a recording sink's attempt n has written data to
+// any of its files (true for other sinks).
+func (s *Sink) Wrote(n int) bool {
+	if s.files == nil {
+		return true
+	}
+	m, _ := filepath.Glob(s.files(n))
+	for _, f := range m {
+		if nonEmpty(f) {
+			return true
+		}
+	}
+	return false
+}
+
+// RemoveEmpty removes the empty files of a recording sink's attempt n and
+// tells whether it removed any.
+func (s *Sink) RemoveEmpty(n int) bool {
+	if s.files == nil {
+		return false
+	}
+	m, _ := filepath.Glob(s.files(n))
+	removed := false
+	for _, f := range m {
+		removed = removeEmpty(f) || removed
+	}
+	return removed
 }
 
 // Recording tells whether the sink records to files (see Recorder).
@@ -146,7 +178,14 @@ func NewSegmentedFile(pattern string, segment time.Duration, keep int) (*Sink, e
 			quoteLaunch(loc), segment.Nanoseconds(), keep, segmentMuxer(mux))
 	}
 	return &Sink{name: "file:" + pattern, launch: text(pattern), elements: []string{"splitmuxsink", mux}, recording: true,
-		retry: func(n int) string { return text(retryName(pattern, n)) }}, nil
+		retry: func(n int) string { return text(retryName(pattern, n)) },
+		files: func(n int) string {
+			p := pattern
+			if n > 0 {
+				p = retryName(pattern, n)
+			}
+			return regexp.MustCompile(`%[0-9]*d`).ReplaceAllString(strings.ReplaceAll(p, "*", `\*`), "*")
+		}}, nil
 }
 
 // retryName inserts -rN before the extension: rec-%05d.mp4 -> rec-%05d-r1.mp4.

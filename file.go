@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // File records the stream into a file: MP4 (.mp4, .m4v), QuickTime (.mov),
@@ -107,31 +108,35 @@ func (f *File) attemptPath(n int) string {
 	return retryName(f.path, n)
 }
 
-// Wrote tells whether attempt n's file has pictures on disk: a write of
-// media reached it (for MP4 and QuickTime: a complete fragment).
-func (f *File) Wrote(n int) bool {
+// at is the file attempt n writes.
+func (f *File) at(n int) *File { return &File{path: f.attemptPath(n), mux: f.mux} }
+
+// wroteMedia tells whether the file has pictures on disk (for MP4 and
+// QuickTime: a complete fragment).
+func (f *File) wroteMedia() bool {
 	if fragmented(f.mux) {
-		return hasFragment(f.attemptPath(n))
+		return hasFragment(f.path)
 	}
-	return nonEmpty(f.attemptPath(n))
+	return nonEmpty(f.path)
 }
 
-// RemoveEmpty removes attempt n's file if it holds no picture (the attempt
-// wrote nothing, or only a header: a full disk) and tells whether it did.
-func (f *File) RemoveEmpty(n int) bool {
-	p := f.attemptPath(n)
-	if fragmented(f.mux) && nonEmpty(p) && !hasFragment(p) {
-		return os.Remove(p) == nil
+// removeIfNoMedia removes the file if it holds no picture (nothing, or only
+// a header, was written: a full disk) and tells whether it did. A file with
+// media data (mdat), such as an unfragmented MP4 written by someone else,
+// is never removed.
+func (f *File) removeIfNoMedia() bool {
+	if fragmented(f.mux) && nonEmpty(f.path) && !hasMediaBox(f.path) {
+		return os.Remove(f.path) == nil
 	}
-	return removeEmpty(p)
+	return removeEmpty(f.path)
 }
 
-// Repair cuts what a failed write (a full disk) left half-written at the
-// end of attempt n's fragmented MP4 or QuickTime file, so that it ends
-// with its last complete fragment and plays cleanly.
-func (f *File) Repair(n int) {
+// repair cuts what a failed write (a full disk) left half-written at the
+// end of a fragmented MP4 or QuickTime file, so that it ends with its last
+// complete fragment and plays cleanly.
+func (f *File) repair() {
 	if fragmented(f.mux) {
-		trimFragments(f.attemptPath(n))
+		trimFragments(f.path)
 	}
 }
 
@@ -144,7 +149,7 @@ func trimFragments(path string) {
 		return
 	}
 	defer fh.Close()
-	if good, _, size := scanBoxes(fh); good > 0 && good < size {
+	if good, _, _, size := scanBoxes(fh); good > 0 && good < size {
 		_ = fh.Truncate(good)
 	}
 }
@@ -157,17 +162,30 @@ func hasFragment(path string) bool {
 		return false
 	}
 	defer fh.Close()
-	_, frags, _ := scanBoxes(fh)
+	_, frags, _, _ := scanBoxes(fh)
 	return frags > 0
+}
+
+// hasMediaBox tells whether an ISO BMFF file has a media data box (mdat),
+// even an incomplete one.
+func hasMediaBox(path string) bool {
+	fh, err := os.Open(path)
+	if err != nil {
+		return true // unknown: keep it
+	}
+	defer fh.Close()
+	_, _, mdat, _ := scanBoxes(fh)
+	return mdat
 }
 
 // scanBoxes walks the top-level boxes of an ISO BMFF file (ISO/IEC
 // 14496-12 4.2): good is where the complete part ends (before a moof whose
-// mdat is incomplete), frags the complete fragments, size the file's size.
-func scanBoxes(fh *os.File) (good int64, frags int, size int64) {
+// mdat is incomplete), frags the complete fragments, mdat whether any
+// media data box begins, size the file's size.
+func scanBoxes(fh *os.File) (good int64, frags int, mdat bool, size int64) {
 	st, err := fh.Stat()
 	if err != nil {
-		return 0, 0, 0
+		return 0, 0, true, 0
 	}
 	var pos, moof int64 = 0, -1
 	hdr := make([]byte, 16)
@@ -176,6 +194,7 @@ func scanBoxes(fh *os.File) (good int64, frags int, size int64) {
 			break
 		}
 		size, typ := int64(binary.BigEndian.Uint32(hdr)), string(hdr[4:8])
+		mdat = mdat || typ == "mdat"
 		if size == 1 {
 			if _, err := fh.ReadAt(hdr[8:16], pos+8); err != nil && err != io.EOF {
 				break
@@ -199,7 +218,7 @@ func scanBoxes(fh *os.File) (good int64, frags int, size int64) {
 	if moof >= 0 {
 		good = moof
 	}
-	return good, frags, st.Size()
+	return good, frags, mdat, st.Size()
 }
 
 func nonEmpty(path string) bool {
@@ -215,15 +234,22 @@ func removeEmpty(path string) bool {
 // Elements are the muxer and filesink.
 func (f *File) Elements() []string { return []string{f.mux, "filesink"} }
 
-// segmentMuxer is splitmuxsink's muxer and sink setup: each segment is
-// written as File writes its file. splitmuxsink applies muxer-properties
-// and sink-properties only with async-finalize (a fresh muxer and sink per
-// segment, the previous one finalised in the background).
-func segmentMuxer(mux string) string {
-	props := ""
-	if fragmented(mux) {
-		props = fmt.Sprintf(` muxer-properties="properties,fragment-duration=(uint)%d"`, FileFragment.Milliseconds())
+// segments is a segmented recording: one File per segment, which the
+// destination's outlet starts at the first keyframe after every segment
+// duration (rather than splitmuxsink, which holds a whole keyframe interval
+// before its muxer and so would lose two on a crash).
+type segments struct {
+	pattern string // one printf integer verb
+	mux     string
+	every   time.Duration
+	keep    int // > 0: files of an attempt kept, the oldest deleted
+}
+
+// file is segment index of attempt n (0: the first; n: -rN names).
+func (g *segments) file(n, index int) *File {
+	p := g.pattern
+	if n > 0 {
+		p = retryName(p, n)
 	}
-	return "async-finalize=true muxer-factory=" + mux + props +
-		` sink-factory=filesink sink-properties="properties,buffer-mode=(int)2"` // 2: unbuffered
+	return &File{path: fmt.Sprintf(p, index), mux: g.mux}
 }

@@ -17,8 +17,8 @@ import (
 	"github.com/skyline-go/skyline/metrics"
 )
 
-// TestFullDiskTmpfs: a recording on a 5 MiB tmpfs that fills up. The
-// recording made before stays playable; the retries leave no empty files
+// TestFullDiskTmpfs: a recording and a segmented recording on a 5 MiB
+// tmpfs that fills up. What was recorded before stays playable; the retries leave no empty files
 // behind, back off ever longer (never "recovered" without a write), and
 // their loss is counted in Stats and metrics; the destinations next to it
 // (a file on another disk, a Go receiver) get every access unit.
@@ -36,6 +36,10 @@ func TestFullDiskTmpfs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	segs, err := skyline.NewSegmentedFile(filepath.Join(small, "seg-%03d.mp4"), time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	goodPath := filepath.Join(t.TempDir(), "ok.mkv")
 	good, err := skyline.NewFile(goodPath)
 	if err != nil {
@@ -46,7 +50,7 @@ func TestFullDiskTmpfs(t *testing.T) {
 	const retryMin, retryMax = 50 * time.Millisecond, 10 * time.Second
 	c := metrics.New()
 	sl := newTestSkyLine(t, nil, skyline.Config{QueueSize: 64, OnEvent: c.OnEvent("cam", events.add), RetryMin: retryMin, RetryMax: retryMax,
-		Drop: skyline.DropNone, Encoder: skyline.Encoder{Bitrate: 8000}}, full, good, rec)
+		Drop: skyline.DropNone, Encoder: skyline.Encoder{Bitrate: 8000}}, full, segs, good, rec)
 	if err := c.Add("cam", sl); err != nil {
 		t.Fatal(err)
 	}
@@ -67,20 +71,23 @@ func TestFullDiskTmpfs(t *testing.T) {
 			}
 		}
 	}
-	isDown := kindIs(skyline.EventDestinationDown, full.Name())
 	n := 0
-	for downSeen := false; !downSeen; n++ {
+	for downs := 0; downs < 2; n++ {
 		if n == 600 {
 			t.Fatalf("no failure after 20 s of 8 Mbit/s to 1.5 MiB: %v", events.all())
 		}
 		put(n, 1)
-		for _, e := range events.all() {
-			if isDown(e) {
-				downSeen = true
-				t.Logf("down after %d frames: %v", n+1, e.Err)
+		downs = 0
+		for _, name := range []string{full.Name(), segs.Name()} {
+			for _, e := range events.all() {
+				if kindIs(skyline.EventDestinationDown, name)(e) {
+					downs++
+					break
+				}
 			}
 		}
 	}
+	t.Logf("both down after %d frames", n)
 	// 4 s more of streaming (paced at 30 fps): retries with a backoff that
 	// did not grow would be 4 s / 50 ms = 80 attempts.
 	downAt := time.Now()
@@ -89,32 +96,34 @@ func TestFullDiskTmpfs(t *testing.T) {
 	if err := sl.Stop(); err != nil {
 		t.Logf("Stop: %v", err)
 	}
-	var retries []time.Duration
-	for _, e := range events.all() {
-		if e.Destination != full.Name() {
-			continue
+	for _, name := range []string{full.Name(), segs.Name()} {
+		var retries []time.Duration
+		for _, e := range events.all() {
+			if e.Destination != name {
+				continue
+			}
+			switch e.Kind {
+			case skyline.EventDestinationRetrying:
+				retries = append(retries, e.Retry)
+			case skyline.EventDestinationRecovered:
+				t.Errorf("%s: recovered without a write: %+v", name, e)
+			}
 		}
-		switch e.Kind {
-		case skyline.EventDestinationRetrying:
-			retries = append(retries, e.Retry)
-		case skyline.EventDestinationRecovered:
-			t.Errorf("recovered without a write: %+v", e)
+		t.Logf("%s: %d attempts in %v: backoffs %v", name, len(retries), window.Round(time.Millisecond), retries)
+		if len(retries) < 3 {
+			t.Fatalf("%s: %d retries in %v, want the destination retried", name, len(retries), window)
 		}
-	}
-	t.Logf("%d attempts in %v: backoffs %v", len(retries), window.Round(time.Millisecond), retries)
-	if len(retries) < 3 {
-		t.Fatalf("%d retries in %v, want the destination retried", len(retries), window)
-	}
-	for i := 1; i < len(retries); i++ {
-		if retries[i] < retries[i-1] {
-			t.Errorf("backoff shrank from %v to %v: it must grow across failed attempts", retries[i-1], retries[i])
+		for i := 1; i < len(retries); i++ {
+			if retries[i] < retries[i-1] {
+				t.Errorf("%s: backoff shrank from %v to %v: it must grow across failed attempts", name, retries[i-1], retries[i])
+			}
 		}
-	}
-	if last := retries[len(retries)-1]; last < 8*retryMin {
-		t.Errorf("last backoff %v after %d failed attempts, want it grown to >= %v", last, len(retries), 8*retryMin)
+		if last := retries[len(retries)-1]; last < 8*retryMin {
+			t.Errorf("%s: last backoff %v after %d failed attempts, want it grown to >= %v", name, last, len(retries), 8*retryMin)
+		}
 	}
 	// No empty file left behind; the recording from before the disk filled plays.
-	files, _ := filepath.Glob(filepath.Join(small, "rec*.mp4"))
+	files, _ := filepath.Glob(filepath.Join(small, "*.mp4"))
 	for _, f := range files {
 		st, _ := os.Stat(f)
 		t.Logf("%s: %d bytes", filepath.Base(f), st.Size())
@@ -124,17 +133,17 @@ func TestFullDiskTmpfs(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	first, err := mediatest.Probe(ctx, filepath.Join(small, "rec.mp4"))
-	if err != nil || first.Frames == 0 {
-		t.Errorf("rec.mp4 after the disk filled: %+v, %v; want it playable", first, err)
+	for _, f := range files { // every file left plays cleanly
+		if st, err := mediatest.Probe(ctx, f); err != nil || st.Frames == 0 {
+			t.Errorf("%s after the disk filled: %+v, %v; want it playable", filepath.Base(f), st, err)
+		}
 	}
 	st := sl.Stats()
-	t.Logf("encoded %d; full: written %d lost %d; file %+v; receiver %+v", st.Encoded, st.Destinations[0].Written,
-		st.Destinations[0].Lost, st.Destinations[1], st.Destinations[2])
-	if st.Destinations[0].Lost == 0 {
+	t.Logf("encoded %d; %+v", st.Encoded, st.Destinations)
+	if st.Destinations[0].Lost == 0 || st.Destinations[1].Lost == 0 {
 		t.Error("the full disk's loss is not counted")
 	}
-	for _, d := range st.Destinations[1:] {
+	for _, d := range st.Destinations[2:] {
 		if d.Written != st.Encoded || d.Lost != 0 {
 			t.Errorf("%s: written %d lost %d, want all %d", d.Name, d.Written, d.Lost, st.Encoded)
 		}

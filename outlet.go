@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -102,6 +103,12 @@ type outlet struct {
 	pushed   int  // access units pushed into the current branch
 	seen     int  // pushed at the previous poll
 	reuse    bool // the last attempt's empty file was removed: its name is free again
+	// Recordings: the file the branch writes; for a segmented one, the
+	// segment's number and first PTS.
+	file     *File
+	segIndex int
+	segStart time.Duration
+	segHave  bool
 }
 
 func newOutlet(d Destination, st *destStats, cfg Config, log *slog.Logger, emit func(Event), info StreamInfo) *outlet {
@@ -220,7 +227,10 @@ func (o *outlet) deliver(au *AccessUnit) {
 	if o.recv != nil {
 		err = o.protect("WriteAccessUnit", func() error { return o.recv.WriteAccessUnit(au) })
 	} else {
-		if err = o.waitRoom(); err == nil {
+		if err = o.rotate(au); err == nil {
+			err = o.waitRoom()
+		}
+		if err == nil {
 			// A refused push fails it now; errors the branch posts later
 			// are found by the 100 ms poll in run.
 			err = o.branch.push(au)
@@ -238,6 +248,9 @@ func (o *outlet) deliver(au *AccessUnit) {
 	o.st.written.Add(1)
 	if o.branch != nil {
 		o.pushed++
+		if !o.segHave {
+			o.segStart, o.segHave = au.PTS, true
+		}
 	} else if o.unproven {
 		o.proven() // WriteAccessUnit worked
 	}
@@ -308,15 +321,19 @@ func (o *outlet) reopen() {
 		err = o.protect("Open", func() error { return o.recv.Open(o.info) })
 	} else {
 		text := o.gstd.Launch()
-		if r, ok := o.gstd.(interface{ LaunchRetry(int) string }); ok && o.failures > 0 {
-			if !o.reuse {
-				o.restarts++
-			}
-			if o.restarts > 0 {
-				text = r.LaunchRetry(o.restarts)
-			}
+		r, canRetry := o.gstd.(interface{ LaunchRetry(int) string })
+		if canRetry && o.failures > 0 && !o.reuse {
+			o.restarts++
 		}
 		o.reuse = false
+		o.segIndex, o.segHave = 0, false
+		o.file = o.fileFor(0)
+		switch {
+		case o.file != nil:
+			text = o.file.Launch()
+		case canRetry && o.restarts > 0:
+			text = r.LaunchRetry(o.restarts)
+		}
 		o.pushed, o.seen = 0, 0
 		o.branch, err = startBranch(text, o.log)
 	}
@@ -365,22 +382,45 @@ func (o *outlet) proven() {
 	o.emit(Event{Kind: EventDestinationRecovered, Destination: o.name})
 }
 
-// removeEmpty removes the current attempt's output when it is empty (a
-// file destination that wrote nothing) and tells whether it did.
-func (o *outlet) removeEmpty() bool {
-	if c, ok := o.gstd.(interface{ RemoveEmpty(attempt int) bool }); ok {
-		return c.RemoveEmpty(o.restarts)
+// fileFor is the file a recording's current attempt writes (segment
+// index of a segmented one), nil for other destinations.
+func (o *outlet) fileFor(index int) *File {
+	switch d := o.gstd.(type) {
+	case *File:
+		return d.at(o.restarts)
+	case *Sink:
+		if d.seg != nil {
+			return d.seg.file(o.restarts, index)
+		}
 	}
-	return false
+	return nil
 }
 
-// wrote tells whether the current branch's output shows a write (for
-// destinations that can tell: a file that is no longer empty).
-func (o *outlet) wrote() bool {
-	if w, ok := o.gstd.(interface{ Wrote(attempt int) bool }); ok {
-		return w.Wrote(o.restarts)
+// wrote tells whether the current branch's output shows a write: for a
+// recording, a picture in its file.
+func (o *outlet) wrote() bool { return o.file == nil || o.file.wroteMedia() }
+
+// rotate starts the next segment of a segmented recording at the first
+// keyframe after the segment duration: the current file is finalised, the
+// oldest beyond keep deleted.
+func (o *outlet) rotate(au *AccessUnit) error {
+	d, ok := o.gstd.(*Sink)
+	if !ok || d.seg == nil || !au.Keyframe || !o.segHave || au.PTS-o.segStart < d.seg.every {
+		return nil
 	}
-	return true
+	err := o.branch.drain(o.cfg.DrainTimeout)
+	o.branch = nil
+	if err != nil {
+		return err
+	}
+	o.segIndex++
+	if d.seg.keep > 0 && o.segIndex >= d.seg.keep {
+		_ = os.Remove(d.seg.file(o.restarts, o.segIndex-d.seg.keep).path)
+	}
+	o.file = d.seg.file(o.restarts, o.segIndex)
+	o.segHave, o.pushed, o.seen = false, 0, 0
+	o.branch, err = startBranch(o.file.Launch(), o.log)
+	return err
 }
 
 // pollDelivery reports a DeliveryReporter that delivers on its own (it
@@ -429,13 +469,14 @@ func (o *outlet) fail(err error) {
 	if o.branch != nil {
 		o.branch.abort()
 		o.branch = nil
-		// An attempt that wrote nothing leaves no file behind (a full disk
-		// must not fill a folder with empty files), and its name is used
-		// again by the next attempt.
-		if r, ok := o.gstd.(interface{ Repair(attempt int) }); ok {
-			r.Repair(o.restarts)
-		}
-		o.reuse = o.removeEmpty()
+	}
+	if o.file != nil {
+		// A half-written fragment is cut off; an attempt that wrote no
+		// picture leaves no file behind (a full disk must not fill a
+		// folder with empty files), and the next attempt may use its name
+		// again, unless earlier segments of this one are kept under it.
+		o.file.repair()
+		o.reuse = o.file.removeIfNoMedia() && o.segIndex == 0
 	}
 	o.unproven = false
 	o.isOpen = false
@@ -478,7 +519,9 @@ func (o *outlet) finish() {
 		} else {
 			o.closeErr = o.branch.drain(time.Until(o.deadline))
 			o.branch = nil
-			o.removeEmpty()
+			if o.file != nil {
+				o.file.removeIfNoMedia()
+			}
 		}
 	}
 	o.isOpen = false

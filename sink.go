@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -22,43 +21,12 @@ type Sink struct {
 	retry func(n int) string
 	// secrets are masked in every error and event about the sink.
 	secrets []string
-	// recording: the sink records to files (NewSegmentedFile); files(n)
-	// globs the files of attempt n.
-	recording bool
-	files     func(n int) string
-}
-
-// Wrote tells whether a recording sink's attempt n has written data to
-// any of its files (true for other sinks).
-func (s *Sink) Wrote(n int) bool {
-	if s.files == nil {
-		return true
-	}
-	m, _ := filepath.Glob(s.files(n))
-	for _, f := range m {
-		if nonEmpty(f) {
-			return true
-		}
-	}
-	return false
-}
-
-// RemoveEmpty removes the empty files of a recording sink's attempt n and
-// tells whether it removed any.
-func (s *Sink) RemoveEmpty(n int) bool {
-	if s.files == nil {
-		return false
-	}
-	m, _ := filepath.Glob(s.files(n))
-	removed := false
-	for _, f := range m {
-		removed = removeEmpty(f) || removed
-	}
-	return removed
+	// seg, when set, makes it a segmented recording (NewSegmentedFile).
+	seg *segments
 }
 
 // Recording tells whether the sink records to files (see Recorder).
-func (s *Sink) Recording() bool { return s.recording }
+func (s *Sink) Recording() bool { return s.seg != nil }
 
 // Secrets are strings (passwords, stream keys) to mask in errors and logs.
 func (s *Sink) Secrets() []string { return s.secrets }
@@ -152,11 +120,10 @@ func redactURL(s string) string {
 // starts at the first keyframe after each segment duration (so segments are
 // multiples of the keyframe interval); keep > 0 deletes all but the newest
 // keep files. The extension picks the container (.mp4, .mov, .mkv, .ts),
-// written as File writes it: a finished segment is complete, and MP4 and
-// QuickTime segments are fragmented. A crash loses at most the last two
-// keyframe intervals: splitmuxsink holds one complete keyframe interval
-// before its muxer (it cuts files between whole GOPs), and the muxer the
-// fragment being built. Stop finalises the last file. After a failure the numbering goes on in
+// each written as File writes its file: a finished segment is complete,
+// and a crash loses at most the last keyframe interval of the segment being
+// written (MP4 and QuickTime segments are fragmented). Stop finalises the
+// last file. After a failure the numbering goes on in
 // files named with a -rN suffix, never overwriting earlier ones.
 func NewSegmentedFile(pattern string, segment time.Duration, keep int) (*Sink, error) {
 	if strings.Count(pattern, "%") != 1 || !strings.Contains(pattern, "d") {
@@ -173,19 +140,9 @@ func NewSegmentedFile(pattern string, segment time.Duration, keep int) (*Sink, e
 	if _, err := NewFile(strings.ReplaceAll(pattern, "%", "")); err != nil {
 		return nil, err // the folder must exist
 	}
-	text := func(loc string) string {
-		return fmt.Sprintf("splitmuxsink location=%s max-size-time=%d max-files=%d %s",
-			quoteLaunch(loc), segment.Nanoseconds(), keep, segmentMuxer(mux))
-	}
-	return &Sink{name: "file:" + pattern, launch: text(pattern), elements: []string{"splitmuxsink", mux}, recording: true,
-		retry: func(n int) string { return text(retryName(pattern, n)) },
-		files: func(n int) string {
-			p := pattern
-			if n > 0 {
-				p = retryName(pattern, n)
-			}
-			return regexp.MustCompile(`%[0-9]*d`).ReplaceAllString(strings.ReplaceAll(p, "*", `\*`), "*")
-		}}, nil
+	seg := &segments{pattern: pattern, mux: mux, every: segment, keep: keep}
+	return &Sink{name: "file:" + pattern, launch: seg.file(0, 0).Launch(), elements: []string{mux, "filesink"}, seg: seg,
+		retry: func(n int) string { return seg.file(n, 0).Launch() }}, nil
 }
 
 // retryName inserts -rN before the extension: rec-%05d.mp4 -> rec-%05d-r1.mp4.

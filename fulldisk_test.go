@@ -64,11 +64,12 @@ func TestFullDiskTmpfs(t *testing.T) {
 	if err := sl.Start(skyline.Params{FPS: 30, Width: w, Height: h}); err != nil {
 		t.Fatal(err)
 	}
+	tick := time.NewTicker(time.Second / 30) // a live producer
+	defer tick.Stop()
 	put := func(from, n int) {
 		for i := from; i < from+n; i++ {
-			if ok, err := sl.Put(skyline.FrameBGR(noise[i%len(noise)], w, h, 0)); !ok {
-				t.Fatalf("Put %d: %v", i, err)
-			}
+			<-tick.C
+			putAll(t, sl, skyline.FrameBGR(noise[i%len(noise)], w, h, 0))
 		}
 	}
 	n := 0
@@ -88,7 +89,7 @@ func TestFullDiskTmpfs(t *testing.T) {
 		}
 	}
 	t.Logf("both down after %d frames", n)
-	// 4 s more of streaming (paced at 30 fps): retries with a backoff that
+	// 4 s more of streaming (at 30 fps): retries with a backoff that
 	// did not grow would be 4 s / 50 ms = 80 attempts.
 	downAt := time.Now()
 	put(n, 120)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/skyline-go/skyline/internal/mediatest"
+	"github.com/skyline-go/skyline/kvs/kvslocal"
 )
 
 // readmeSnippet is how a test runs one Go block of README.md as written:
@@ -24,8 +25,38 @@ type readmeSnippet struct {
 	key       string // a line that identifies the block
 	imports   []string
 	pre, post string
+	module    string                                  // the module folder to build in (default: this one)
+	setup     func(t *testing.T, dir string) []string // prepares dir; extra environment
 	check     func(t *testing.T, dir, out string)
 }
+
+// rtspPre makes the *rtsp.Stream the multi-destination and metrics blocks
+// use as "stream".
+const rtspPre = `srv, err := rtsp.NewServer(rtsp.ServerConfig{Address: "127.0.0.1:0", DisableUDP: true, DisableMulticast: true})
+if err != nil {
+	log.Fatal(err)
+}
+if err := srv.Start(); err != nil {
+	log.Fatal(err)
+}
+defer srv.Close()
+stream, err := srv.AddStream("/cam", rtsp.StreamOptions{})
+if err != nil {
+	log.Fatal(err)
+}
+`
+
+// put60 streams 60 numbered 160x120 frames (2 s at 30 fps) into sl.
+const put60 = `if err := sl.Start(skyline.Params{FPS: 30, Width: 160, Height: 120}); err != nil {
+	log.Fatal(err)
+}
+for i := 0; i < 60; i++ {
+	if ok, err := sl.Put(skyline.FrameBGR(testpattern.NewBGR(160, 120, i), 160, 120, 0)); !ok {
+		log.Fatal(err)
+	}
+}
+sl.Stop()
+`
 
 // TestReadmeSnippets compiles and runs every Go block of README.md. The
 // ten-line recording and RTSP examples get 300 frames from memory (as fast
@@ -108,6 +139,146 @@ log.Printf("RESULT accepted=%d dropped=%d written=%d seconds=%.2f", st.Accepted,
 				t.Errorf("RTSP example: 300 frames sent in %.2f s, want them at 30 fps (10 s)", secs)
 			}
 		},
+	}, {
+		// Many destinations: the servers it names do not exist here; they
+		// are reported and retried while the others record every frame.
+		name:    "many",
+		key:     `rec, _ := skyline.NewSegmentedFile("rec-%05d.mp4"`,
+		imports: []string{"log", "time", "github.com/skyline-go/skyline", "github.com/skyline-go/skyline/rtsp", "github.com/skyline-go/skyline/internal/testpattern"},
+		pre:     rtspPre,
+		post: `if sl == nil {
+	log.Fatal("New failed")
+}
+` + put60 + `for _, d := range sl.Stats().Destinations {
+	log.Printf("DEST %s written=%d", d.Name, d.Written)
+}
+sl.Close()
+`,
+		check: func(t *testing.T, dir, out string) {
+			for _, want := range []string{"DEST rtsp:/cam written=60", "DEST file:rec-%05d.mp4 written=60", "DEST gst:matroskamux ! filesink location=raw.mkv written=60"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("many destinations: no %q:\n%s", want, out)
+				}
+			}
+			if strings.Contains(out, "/live2/KEY") {
+				t.Errorf("the stream key reached the output:\n%s", out)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			for _, f := range []string{"rec-00000.mp4", "raw.mkv"} {
+				if st, err := mediatest.Probe(ctx, filepath.Join(dir, f)); err != nil || st.Frames != 60 {
+					t.Errorf("%s: %+v, %v; want 60 frames", f, st, err)
+				}
+			}
+		},
+	}, {
+		name:    "kvs",
+		key:     `dst, _ := kvs.New(kvs.Config{Region: "eu-west-1", Stream: "cam1"})`,
+		imports: []string{"log", "github.com/skyline-go/skyline", "github.com/skyline-go/skyline/kvs", "github.com/skyline-go/skyline/internal/testpattern"},
+		post: `for i := 0; i < 45; i++ {
+	if ok, err := sl.Put(skyline.FrameBGR(testpattern.NewBGR(640, 480, i), 640, 480, 0)); !ok {
+		log.Fatal(err)
+	}
+}
+sl.Stop()
+sl.Close()
+`,
+		setup: func(t *testing.T, dir string) []string {
+			kv, err := kvslocal.New(kvslocal.Config{DataDir: filepath.Join(dir, "kvs"), AccessKey: "AKIDREADME", SecretKey: "readme-secret"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := kv.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = kv.Close() })
+			return []string{"AWS_ENDPOINT_URL_KINESIS_VIDEO=" + kv.URL(), "AWS_ACCESS_KEY_ID=AKIDREADME",
+				"AWS_SECRET_ACCESS_KEY=readme-secret", "AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_CONFIG_FILE=/dev/null",
+				"AWS_SHARED_CREDENTIALS_FILE=/dev/null"}
+		},
+		check: func(t *testing.T, dir, out string) {
+			frs, err := kvslocal.ReadFragments(filepath.Join(dir, "kvs", "cam1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			frames := 0
+			for _, f := range frs {
+				frames += len(f.FrameTimecodes)
+			}
+			if frames != 45 || !strings.Contains(out, "PERSISTED") {
+				t.Errorf("KVS example: %d frames stored in %d fragments, want 45 and PERSISTED acks:\n%s", frames, len(frs), out)
+			}
+		},
+	}, {
+		name:    "metrics",
+		key:     `c := metrics.New()`,
+		imports: []string{"io", "log", "net/http", "github.com/skyline-go/skyline", "github.com/skyline-go/skyline/metrics", "github.com/skyline-go/skyline/rtsp", "github.com/skyline-go/skyline/internal/testpattern"},
+		pre:     rtspPre,
+		post: put60 + `resp, err := http.Get(ms.URL())
+if err != nil {
+	log.Fatal(err)
+}
+b, _ := io.ReadAll(resp.Body)
+resp.Body.Close()
+log.Printf("METRICS\n%s", b)
+sl.Close()
+`,
+		check: func(t *testing.T, dir, out string) {
+			if !regexp.MustCompile(`skyline_frames_accepted_total\{[^}]*cam1[^}]*\} 60`).MatchString(out) {
+				t.Errorf("metrics example: no skyline_frames_accepted_total 60 for cam1:\n%s", out)
+			}
+		},
+	}, {
+		// The gocv block runs in the gocv module: a clip read with OpenCV,
+		// boxes drawn, every frame recorded.
+		name:    "gocv",
+		key:     `skylinegocv.Put(sl, mat)`,
+		module:  "gocv",
+		imports: []string{"image", "image/color", "log", "gocv.io/x/gocv", "github.com/skyline-go/skyline"},
+		pre: `cap, err := gocv.VideoCaptureFile("in.mkv")
+if err != nil {
+	log.Fatal(err)
+}
+defer cap.Close()
+mat := gocv.NewMat()
+defer mat.Close()
+box := image.Rect(10, 10, 60, 40)
+red := color.RGBA{255, 0, 0, 0}
+dst, err := skyline.NewFile("out.mkv")
+if err != nil {
+	log.Fatal(err)
+}
+sl, err := skyline.New(skyline.Config{}, dst)
+if err != nil {
+	log.Fatal(err)
+}
+defer sl.Close()
+if err := sl.Start(skyline.Params{FPS: 30, Width: 320, Height: 240}); err != nil {
+	log.Fatal(err)
+}
+`,
+		post: `sl.Stop()
+st := sl.Stats()
+log.Printf("RESULT accepted=%d written=%d", st.Accepted, st.Written)
+`,
+		setup: func(t *testing.T, dir string) []string {
+			cmd := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-frames:v", "60",
+				"-c:v", "ffv1", filepath.Join(dir, "in.mkv"))
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("ffmpeg: %v: %s", err, b)
+			}
+			return nil
+		},
+		check: func(t *testing.T, dir, out string) {
+			if !strings.Contains(out, "RESULT accepted=60 written=60") {
+				t.Errorf("gocv example: want 60 frames accepted and written:\n%s", out)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if st, err := mediatest.Probe(ctx, filepath.Join(dir, "out.mkv")); err != nil || st.Frames != 60 {
+				t.Errorf("out.mkv: %+v, %v; want 60 frames", st, err)
+			}
+		},
 	}}
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
@@ -135,6 +306,9 @@ log.Printf("RESULT accepted=%d dropped=%d written=%d seconds=%.2f", st.Accepted,
 	if run != len(snippets) {
 		t.Fatalf("%d of %d README examples found", run, len(snippets))
 	}
+	if len(blocks) != len(snippets) {
+		t.Errorf("README.md has %d Go blocks, %d are run: add the new one here", len(blocks), len(snippets))
+	}
 }
 
 // runSnippet builds main.go from the block (in a folder of this module, so
@@ -151,8 +325,21 @@ func runSnippet(t *testing.T, sn readmeSnippet, body string) (dir, out string) {
 	for _, imp := range sn.imports {
 		fmt.Fprintf(&src, "\t%q\n", imp)
 	}
+	var lines []string // an import line of the block goes to the file's imports
+	for _, l := range strings.Split(body, "\n") {
+		if rest, ok := strings.CutPrefix(l, "import "); ok {
+			src.WriteString("\t" + rest + "\n")
+			continue
+		}
+		lines = append(lines, l)
+	}
+	body = strings.Join(lines, "\n")
 	src.WriteString(")\n\nfunc main() {\n" + sn.pre + "\n// README.md:\n" + body + "\n// end of README.md\n" + sn.post + "}\n")
-	pkg, err := os.MkdirTemp(".", "_readme-")
+	module := sn.module
+	if module == "" {
+		module = "."
+	}
+	pkg, err := os.MkdirTemp(module, "_readme-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,14 +348,21 @@ func runSnippet(t *testing.T, sn readmeSnippet, body string) (dir, out string) {
 		t.Fatal(err)
 	}
 	dir = t.TempDir()
+	var env []string
+	if sn.setup != nil {
+		env = sn.setup(t, dir)
+	}
 	bin := filepath.Join(dir, "snippet")
-	if b, err := exec.Command("go", "build", "-o", bin, "./"+filepath.Base(pkg)).CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-o", bin, "./"+filepath.Base(pkg))
+	build.Dir = module
+	if b, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("README block does not build: %v\n%s\n%s", err, b, src.String())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("README block failed: %v\n%s", err, b)

@@ -66,17 +66,18 @@ type Config struct {
 
 	// QueueSize bounds the frames waiting for the encoder. Default 8.
 	QueueSize int
-	// Drop says what Put does when the queue is full: refuse the frame
-	// (DropNewest), discard the oldest waiting one (DropOldest), or wait
-	// for room (DropNone, at most PutWait). Default DropAuto: DropNone
-	// when every destination is a recording (a File or a segmented file:
-	// offline work loses nothing, as with OpenCV's VideoWriter), else
-	// DropNewest (live viewers: Put never waits for the encoder, and what
-	// the encoder cannot keep up with is refused and counted).
+	// Drop says what Put does when the queue is full: wait for room
+	// (DropNone, at most PutWait), refuse the frame (DropNewest), or
+	// discard the oldest waiting one (DropOldest). Default DropNone:
+	// nothing is lost unless asked for (offline work, as with OpenCV's
+	// VideoWriter, and every frame to live viewers); a live loop that must
+	// never wait for the encoder sets DropNewest (what the encoder cannot
+	// keep up with is then refused and counted) or DropOldest.
 	Drop DropPolicy
-	// PutWait bounds how long Put waits: for room in the queue (DropNone)
-	// and for a frame's turn (TimestampsPaced). Past it Put returns false
-	// with ErrQueueFull. Default 5 s.
+	// PutWait bounds how long Put waits for room in the queue (DropNone);
+	// past it Put returns false with ErrQueueFull. A frame's turn
+	// (TimestampsPaced) is waited for at most one frame duration, and at
+	// most PutWait. Default 5 s.
 	PutWait time.Duration
 	// Timestamps selects how frames are timestamped. Default
 	// TimestampsAuto: TimestampsFixedRate when every destination is a
@@ -150,9 +151,10 @@ type Encoder struct {
 type DropPolicy int
 
 const (
-	// DropAuto is DropNone when every destination is a recording, else
-	// DropNewest (see Config.Drop). The default.
-	DropAuto DropPolicy = iota
+	// DropNone makes Put wait for room in the queue (back-pressure, the
+	// behaviour of OpenCV's VideoWriter), at most Config.PutWait; past it
+	// the frame is refused with ErrQueueFull (counted). The default.
+	DropNone DropPolicy = iota
 	// DropNewest refuses the frame being Put (Put returns false with
 	// ErrQueueFull): frames already accepted are always encoded, and Put
 	// never waits for the encoder.
@@ -160,10 +162,6 @@ const (
 	// DropOldest accepts the new frame and discards the oldest waiting one:
 	// lowest latency, but an accepted frame may be dropped (counted).
 	DropOldest
-	// DropNone makes Put wait for room in the queue (back-pressure, the
-	// behaviour of OpenCV's VideoWriter), at most Config.PutWait; past it
-	// the frame is refused with ErrQueueFull (counted).
-	DropNone
 )
 
 // Timestamps selects how frames are timestamped.
@@ -185,31 +183,25 @@ const (
 	// TimestampsPaced is TimestampsCapture for a producer at or below the
 	// declared rate; one that runs ahead of it (frames from memory or a
 	// file) is slowed to it: Put waits until the frame's turn, 1/fps after
-	// the previous one (at most Config.PutWait), and the frame is stamped
-	// with that turn. A producer that falls behind by more than a frame is
+	// the previous one (at most one frame duration, and Config.PutWait),
+	// and the frame is stamped with that turn. A producer that falls behind by more than a frame is
 	// followed in real time from there (no catching up in a burst).
 	TimestampsPaced
 )
 
 // Recorder is implemented by destinations that record (File, segmented
-// files): when every destination of a SkyLine is one, DropAuto and
-// TimestampsAuto choose the offline behaviour (DropNone, TimestampsFixedRate).
+// files): when every destination of a SkyLine is one, TimestampsAuto
+// chooses TimestampsFixedRate.
 type Recorder interface {
 	Recording() bool
 }
 
-// resolveAuto picks the automatic Drop and Timestamps modes for dests.
+// resolveAuto picks the automatic Timestamps mode for dests.
 func (c Config) resolveAuto(dests []Destination) Config {
 	offline := len(dests) > 0
 	for _, d := range dests {
 		if r, ok := d.(Recorder); !ok || !r.Recording() {
 			offline = false
-		}
-	}
-	if c.Drop == DropAuto {
-		c.Drop = DropNewest
-		if offline {
-			c.Drop = DropNone
 		}
 	}
 	if c.Timestamps == TimestampsAuto {
@@ -277,7 +269,7 @@ func (c Config) validate() error {
 		return configErr("QueueSize %d: want 1..1000", c.QueueSize)
 	case c.WarmupFrames < 2:
 		return configErr("WarmupFrames %d: want at least 2 (fps is measured between frames)", c.WarmupFrames)
-	case c.Drop < DropAuto || c.Drop > DropNone:
+	case c.Drop < DropNone || c.Drop > DropOldest:
 		return configErr("unknown Drop policy %d", c.Drop)
 	case c.Timestamps < TimestampsAuto || c.Timestamps > TimestampsPaced:
 		return configErr("unknown Timestamps mode %d", c.Timestamps)

@@ -419,26 +419,27 @@ func (s *session) waitRoom() error {
 
 // pace (TimestampsPaced) makes a frame Put ahead of its turn wait for it:
 // turns are 1/fps apart; a frame more than one frame late starts a new
-// series of turns at its own time. It returns the time to stamp the frame
-// with, and false (not waiting) when the turn is more than PutWait away.
-func (s *session) pace(now time.Time) (time.Time, bool) {
+// series of turns at its own time. A Put waits at most one frame duration
+// (and PutWait): the turns follow Config.Clock, the wait is real time, and
+// a clock that does not follow real time (a test's) never makes a Put wait
+// longer. It returns the time to stamp the frame with.
+func (s *session) pace(now time.Time) time.Time {
 	s.paceMu.Lock()
 	turn := s.next
 	if turn.IsZero() || now.Sub(turn) > s.dur {
 		turn = now
 	}
-	wait := turn.Sub(now)
-	if wait > s.cfg.PutWait {
-		s.paceMu.Unlock()
-		return now, false
+	wait := min(turn.Sub(now), s.dur, s.cfg.PutWait)
+	if wait > 0 {
+		turn = now.Add(wait)
 	}
 	s.next = turn.Add(s.dur)
 	s.paceMu.Unlock()
 	if wait <= 0 {
-		return now, true
+		return now
 	}
 	time.Sleep(wait)
-	return turn, true
+	return turn
 }
 
 // captureSkew is how far a capture time (Frame.Time) may be from the Put

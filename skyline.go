@@ -564,12 +564,12 @@ func (s *SkyLine) setState(st State) {
 //   - ErrClosed: after Close.
 //
 // Put copies the frame before returning and never waits for the control
-// plane: it costs one conversion into the pipeline's buffer. It waits, at
-// most Config.PutWait, only when asked to: for room in the queue with
-// DropNone, for the frame's turn with TimestampsPaced (a producer faster
-// than the declared rate). With the defaults (Config.Drop and
-// Config.Timestamps) a recording loses no frame and times frame n at n/fps,
-// and live viewers get every frame of a fast producer at the declared rate.
+// plane: it costs one conversion into the pipeline's buffer. It waits for
+// room in the queue with DropNone (the default; at most Config.PutWait),
+// and for the frame's turn with TimestampsPaced (a producer faster than the
+// declared rate; at most one frame). With the defaults a recording loses
+// no frame and times frame n at n/fps, and live viewers get every frame of
+// a fast producer at the declared rate.
 // The frame that ends a warm-up is kept and streamed first once the
 // pipeline has opened (Put returns true for it).
 func (s *SkyLine) Put(f Frame) (bool, error) {
@@ -599,11 +599,7 @@ func (s *SkyLine) Put(f Frame) (bool, error) {
 		return false, ErrOpening
 	}
 	if s.cfg.Timestamps == TimestampsPaced {
-		var turn bool
-		if now, turn = sess.pace(now); !turn {
-			s.dropped.Add(1)
-			return false, ErrQueueFull
-		}
+		now = sess.pace(now)
 	}
 	for _, h := range s.putHooks {
 		h.BeforePut(now)

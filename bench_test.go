@@ -34,6 +34,7 @@ func BenchmarkPut(b *testing.B) {
 				Logger:     quiet,
 				NoDotEnv:   true,
 				Timestamps: skyline.TimestampsFixedRate,
+				Drop:       skyline.DropNewest, // Put's own cost, without waiting for the encoder
 				Encoder:    skyline.Encoder{Preset: "ultrafast", Bitrate: 500},
 			})
 			if err != nil {

@@ -15,6 +15,9 @@ const (
 	DefaultKeyframeInterval = 2 * time.Second
 	// DefaultDrainTimeout bounds how long Stop waits for the end of stream.
 	DefaultDrainTimeout = 5 * time.Second
+	// DefaultPutWait bounds how long Put waits for room (DropNone) or for
+	// a frame's turn (TimestampsPaced).
+	DefaultPutWait = 5 * time.Second
 	// DefaultStartTimeout bounds how long Start waits for the pipeline to
 	// open.
 	DefaultStartTimeout = 10 * time.Second
@@ -63,12 +66,25 @@ type Config struct {
 
 	// QueueSize bounds the frames waiting for the encoder. Default 8.
 	QueueSize int
-	// Drop says which frame is dropped when the queue is full. Default
-	// DropNewest: the frame being Put is refused (Put returns false), so a
-	// frame once accepted is never lost.
+	// Drop says what Put does when the queue is full: wait for room
+	// (DropNone, at most PutWait), refuse the frame (DropNewest), or
+	// discard the oldest waiting one (DropOldest). Default DropNone:
+	// nothing is lost unless asked for (offline work, as with OpenCV's
+	// VideoWriter, and every frame to live viewers); a live loop that must
+	// never wait for the encoder sets DropNewest (what the encoder cannot
+	// keep up with is then refused and counted) or DropOldest.
 	Drop DropPolicy
+	// PutWait bounds how long Put waits for room in the queue (DropNone);
+	// past it Put returns false with ErrQueueFull. A frame's turn
+	// (TimestampsPaced) is waited for at most one frame duration, and at
+	// most PutWait. Default 5 s.
+	PutWait time.Duration
 	// Timestamps selects how frames are timestamped. Default
-	// TimestampsCapture.
+	// TimestampsAuto: TimestampsFixedRate when every destination is a
+	// recording (frame n at n/fps: a clip Put as fast as it can be read
+	// records at its real length), else TimestampsPaced (capture time, and
+	// a producer faster than the declared rate is slowed to it, so live
+	// viewers get every frame at the declared rate).
 	Timestamps Timestamps
 
 	// WarmupFrames is the number of frames a warm-up measures
@@ -135,9 +151,14 @@ type Encoder struct {
 type DropPolicy int
 
 const (
-	// DropNewest refuses the frame being Put (Put returns false): frames
-	// already accepted are always encoded. The default.
-	DropNewest DropPolicy = iota
+	// DropNone makes Put wait for room in the queue (back-pressure, the
+	// behaviour of OpenCV's VideoWriter), at most Config.PutWait; past it
+	// the frame is refused with ErrQueueFull (counted). The default.
+	DropNone DropPolicy = iota
+	// DropNewest refuses the frame being Put (Put returns false with
+	// ErrQueueFull): frames already accepted are always encoded, and Put
+	// never waits for the encoder.
+	DropNewest
 	// DropOldest accepts the new frame and discards the oldest waiting one:
 	// lowest latency, but an accepted frame may be dropped (counted).
 	DropOldest
@@ -147,11 +168,26 @@ const (
 type Timestamps int
 
 const (
+	// TimestampsAuto is TimestampsFixedRate when every destination is a
+	// recording, else TimestampsPaced (see Config.Timestamps). The
+	// default.
+	TimestampsAuto Timestamps = iota
 	// TimestampsCapture uses Frame.Time when set, else the Put wall clock:
-	// irregular Put rates play back in real time. The default.
-	TimestampsCapture Timestamps = iota
-	// TimestampsFixedRate stamps frame n at n/fps, as the original did.
+	// irregular Put rates play back in real time; a producer faster than
+	// real time is squeezed into less time.
+	TimestampsCapture
+	// TimestampsFixedRate stamps frame n of a session at n/fps, as the
+	// original did (and OpenCV's VideoWriter): right for frames read from a
+	// file, wrong for a producer that is not regular.
 	TimestampsFixedRate
+	// TimestampsPaced is TimestampsCapture for a producer at or below the
+	// declared rate; one that runs ahead of it (frames from memory or a
+	// file) is slowed to it: Put waits until the frame's turn, 1/fps after
+	// the previous one (at most one frame duration, and Config.PutWait),
+	// and the frame is stamped with that turn. A producer that falls behind by more than a frame is
+	// followed in real time from there (no catching up in a burst).
+	TimestampsPaced
+
 	// TimestampsSteady stamps a frame with its Frame.Time (or the Put time)
 	// relative to the first frame's, placed at the first Put, and never
 	// less than one frame period (1/Params.FPS) after the previous frame: a
@@ -162,6 +198,30 @@ const (
 	// may run ahead of the wall clock while a producer is faster than FPS.
 	TimestampsSteady
 )
+
+// Recorder is implemented by destinations that record (File, segmented
+// files): when every destination of a SkyLine is one, TimestampsAuto
+// chooses TimestampsFixedRate.
+type Recorder interface {
+	Recording() bool
+}
+
+// resolveAuto picks the automatic Timestamps mode for dests.
+func (c Config) resolveAuto(dests []Destination) Config {
+	offline := len(dests) > 0
+	for _, d := range dests {
+		if r, ok := d.(Recorder); !ok || !r.Recording() {
+			offline = false
+		}
+	}
+	if c.Timestamps == TimestampsAuto {
+		c.Timestamps = TimestampsPaced
+		if offline {
+			c.Timestamps = TimestampsFixedRate
+		}
+	}
+	return c
+}
 
 // Clock is the time source.
 type Clock interface{ Now() time.Time }
@@ -192,6 +252,9 @@ func (c Config) withDefaults() Config {
 	if c.Clock == nil {
 		c.Clock = systemClock{}
 	}
+	if c.PutWait == 0 {
+		c.PutWait = DefaultPutWait
+	}
 	if c.DestinationQueue == 0 {
 		c.DestinationQueue = DefaultDestinationQueue
 	}
@@ -216,10 +279,12 @@ func (c Config) validate() error {
 		return configErr("QueueSize %d: want 1..1000", c.QueueSize)
 	case c.WarmupFrames < 2:
 		return configErr("WarmupFrames %d: want at least 2 (fps is measured between frames)", c.WarmupFrames)
-	case c.Drop != DropNewest && c.Drop != DropOldest:
+	case c.Drop < DropNone || c.Drop > DropOldest:
 		return configErr("unknown Drop policy %d", c.Drop)
-	case c.Timestamps != TimestampsCapture && c.Timestamps != TimestampsFixedRate && c.Timestamps != TimestampsSteady:
+	case c.Timestamps < TimestampsAuto || c.Timestamps > TimestampsSteady:
 		return configErr("unknown Timestamps mode %d", c.Timestamps)
+	case c.PutWait < 0:
+		return configErr("negative PutWait")
 	case c.DestinationQueue < 1 || c.DestinationQueue > 100000:
 		return configErr("DestinationQueue %d: want 1..100000", c.DestinationQueue)
 	case c.RetryMin < 0 || c.RetryMax < c.RetryMin:

@@ -88,15 +88,18 @@
 //
 // # Timestamps and flow
 //
-// Frames are timestamped with Frame.Time when set (read on the clock of
-// time.Now; a capture time from another clock, more than 1 s ahead or 5 s
-// behind the Put, is re-anchored once to the Put time with a warning), else
-// the time of Put, so an irregular inference rate plays back in real time (TimestampsFixedRate
-// restores the original's n/fps). Put never waits for the encoder: frames
-// wait in a bounded queue (Config.QueueSize, default 8). When it is full the
-// default policy, DropNewest, refuses the new frame (Put returns false), so a
-// frame Put accepted is never lost and the delay a queue can add stays
-// bounded; DropOldest trades that guarantee for the freshest picture. Stats
+// By default nothing is lost: when the queue (Config.QueueSize, default 8)
+// is full, Put waits for room (DropNone, at most Config.PutWait), as
+// OpenCV's VideoWriter does; DropNewest refuses the new frame instead (Put
+// returns false; a frame Put accepted is never lost) and DropOldest keeps
+// the freshest picture. Timestamps depend on the destinations: when every
+// one is a recording (File, NewSegmentedFile), frame n is stamped n/fps;
+// with a live destination, frames are stamped with Frame.Time when set
+// (read on the clock of time.Now; a capture time from another clock, more
+// than 1 s ahead or 5 s behind the Put, is re-anchored once to the Put
+// time with a warning), else the time of Put, so an irregular inference
+// rate plays back in real time, and a producer faster than the declared
+// rate is slowed to it (TimestampsPaced). Stats
 // counts frames accepted, dropped, encoded and written per destination, the
 // bytes encoded, and the encode latency (Put to encoder output); package
 // metrics exports them to Prometheus.

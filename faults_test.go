@@ -381,7 +381,7 @@ func TestEncoderFailingWithoutFallbackIsError(t *testing.T) {
 // test, and Put after Close is ErrClosed.
 func TestPutReasons(t *testing.T) {
 	const w, h = 640, 480
-	sl := newTestSkyLine(t, newClock(30), skyline.Config{WarmupFrames: 3, QueueSize: 1, Encoder: skyline.Encoder{Preset: "slow"}})
+	sl := newTestSkyLine(t, newClock(30), skyline.Config{WarmupFrames: 3, QueueSize: 1, Drop: skyline.DropNewest, Encoder: skyline.Encoder{Preset: "slow"}})
 	f := bgr(w, h, 0)
 	check := func(what string, want error) {
 		t.Helper()

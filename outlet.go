@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -93,12 +94,26 @@ type outlet struct {
 	failures     int
 	restarts     int
 	retryAt      time.Time
-	upSince      time.Time // when it was last (re)opened
+	upSince      time.Time // when a write last proved it works (zero: not since the last failure)
 	everUp       bool
 	wasDown      bool
 	// A DeliveryReporter that cannot deliver was reported down (owned by
 	// run); its recovery is reported once it can again.
 	reportedDown bool
+	// After a reopen the destination is "recovered" only once a write has
+	// worked: a Receiver's WriteAccessUnit returned nil, or a branch took
+	// access units and, one poll later, reports no error (and, for files,
+	// the file is no longer empty).
+	unproven bool
+	pushed   int  // access units pushed into the current branch
+	seen     int  // pushed at the previous poll
+	reuse    bool // the last attempt's empty file was removed: its name is free again
+	// Recordings: the file the branch writes; for a segmented one, the
+	// segment's number and first PTS.
+	file     *File
+	segIndex int
+	segStart time.Duration
+	segHave  bool
 }
 
 func newOutlet(d Destination, st *destStats, cfg Config, log *slog.Logger, emit func(Event), info StreamInfo) *outlet {
@@ -230,7 +245,10 @@ func (o *outlet) deliver(au *AccessUnit) {
 	if o.recv != nil {
 		err = o.protect("WriteAccessUnit", func() error { return o.recv.WriteAccessUnit(au) })
 	} else {
-		if err = o.waitRoom(); err == nil {
+		if err = o.rotate(au); err == nil {
+			err = o.waitRoom()
+		}
+		if err == nil {
 			// A refused push fails it now; errors the branch posts later
 			// are found by the 100 ms poll in run.
 			err = o.branch.push(au)
@@ -246,7 +264,15 @@ func (o *outlet) deliver(au *AccessUnit) {
 	}
 	o.needKey = false
 	o.st.written.Add(1)
-	if o.failures > 0 && time.Since(o.upSince) >= stableAfter {
+	if o.branch != nil {
+		o.pushed++
+		if !o.segHave {
+			o.segStart, o.segHave = au.PTS, true
+		}
+	} else if o.unproven {
+		o.proven() // WriteAccessUnit worked
+	}
+	if o.failures > 0 && !o.unproven && time.Since(o.upSince) >= stableAfter {
 		o.failures = 0 // it has worked for a while: the next failure backs off from RetryMin
 	}
 }
@@ -290,7 +316,13 @@ func (o *outlet) poll(now time.Time) {
 		if o.branch != nil {
 			if err := o.branch.check(); err != nil {
 				o.fail(err)
+				return
 			}
+			// What was pushed a poll ago has had 100 ms to fail.
+			if o.unproven && o.seen > 0 && o.wrote() {
+				o.proven()
+			}
+			o.seen = o.pushed
 		}
 		o.pollDelivery()
 		return
@@ -307,10 +339,20 @@ func (o *outlet) reopen() {
 		err = o.protect("Open", func() error { return o.recv.Open(o.info) })
 	} else {
 		text := o.gstd.Launch()
-		if r, ok := o.gstd.(interface{ LaunchRetry(int) string }); ok && o.failures > 0 {
+		r, canRetry := o.gstd.(interface{ LaunchRetry(int) string })
+		if canRetry && o.failures > 0 && !o.reuse {
 			o.restarts++
+		}
+		o.reuse = false
+		o.segIndex, o.segHave = 0, false
+		o.file = o.fileFor(0)
+		switch {
+		case o.file != nil:
+			text = o.file.Launch()
+		case canRetry && o.restarts > 0:
 			text = r.LaunchRetry(o.restarts)
 		}
+		o.pushed, o.seen = 0, 0
 		o.branch, err = startBranch(text, o.log)
 	}
 	if err != nil {
@@ -330,15 +372,73 @@ func (o *outlet) reopen() {
 	if (o.everUp || o.offered.Load()) && o.failures <= 1 {
 		o.info.RequestKeyframe()
 	}
+	if o.wasDown { // up and recovered once a write has worked (proven)
+		o.unproven = true
+		return
+	}
 	o.st.up.Store(true)
 	if !o.everUp {
 		o.everUp = true
 		o.emit(Event{Kind: EventDestinationUp, Destination: o.name})
-	} else if o.wasDown {
-		o.log.Info("destination recovered")
-		o.emit(Event{Kind: EventDestinationRecovered, Destination: o.name})
 	}
+}
+
+// proven marks a reopened destination up and recovered: a write worked.
+// Its backoff starts again from RetryMin once it has worked for
+// stableAfter.
+func (o *outlet) proven() {
+	o.unproven = false
+	o.upSince = time.Now()
 	o.wasDown = false
+	o.st.up.Store(true)
+	if !o.everUp {
+		o.everUp = true
+		o.emit(Event{Kind: EventDestinationUp, Destination: o.name})
+		return
+	}
+	o.log.Info("destination recovered")
+	o.emit(Event{Kind: EventDestinationRecovered, Destination: o.name})
+}
+
+// fileFor is the file a recording's current attempt writes (segment
+// index of a segmented one), nil for other destinations.
+func (o *outlet) fileFor(index int) *File {
+	switch d := o.gstd.(type) {
+	case *File:
+		return d.at(o.restarts)
+	case *Sink:
+		if d.seg != nil {
+			return d.seg.file(o.restarts, index)
+		}
+	}
+	return nil
+}
+
+// wrote tells whether the current branch's output shows a write: for a
+// recording, a picture in its file.
+func (o *outlet) wrote() bool { return o.file == nil || o.file.wroteMedia() }
+
+// rotate starts the next segment of a segmented recording at the first
+// keyframe after the segment duration: the current file is finalised, the
+// oldest beyond keep deleted.
+func (o *outlet) rotate(au *AccessUnit) error {
+	d, ok := o.gstd.(*Sink)
+	if !ok || d.seg == nil || !au.Keyframe || !o.segHave || au.PTS-o.segStart < d.seg.every {
+		return nil
+	}
+	err := o.branch.drain(o.cfg.DrainTimeout)
+	o.branch = nil
+	if err != nil {
+		return err
+	}
+	o.segIndex++
+	if d.seg.keep > 0 && o.segIndex >= d.seg.keep {
+		_ = os.Remove(d.seg.file(o.restarts, o.segIndex-d.seg.keep).path)
+	}
+	o.file = d.seg.file(o.restarts, o.segIndex)
+	o.segHave, o.pushed, o.seen = false, 0, 0
+	o.branch, err = startBranch(o.file.Launch(), o.log)
+	return err
 }
 
 // pollDelivery reports a DeliveryReporter that delivers on its own (it
@@ -381,6 +481,15 @@ func (o *outlet) fail(err error) {
 		o.branch.abort()
 		o.branch = nil
 	}
+	if o.file != nil {
+		// A half-written fragment is cut off; an attempt that wrote no
+		// picture leaves no file behind (a full disk must not fill a
+		// folder with empty files), and the next attempt may use its name
+		// again, unless earlier segments of this one are kept under it.
+		o.file.repair()
+		o.reuse = o.file.removeIfNoMedia() && o.segIndex == 0
+	}
+	o.unproven = false
 	o.isOpen = false
 	o.failures++
 	o.wasDown = true
@@ -421,6 +530,9 @@ func (o *outlet) finish() {
 		} else {
 			o.closeErr = o.branch.drain(time.Until(o.deadline))
 			o.branch = nil
+			if o.file != nil {
+				o.file.removeIfNoMedia()
+			}
 		}
 	}
 	o.isOpen = false

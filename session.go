@@ -53,6 +53,10 @@ type session struct {
 	reanchor time.Duration // added to capture times from another clock
 	anchored bool
 
+	// paceMu guards next, the turn of the next frame (TimestampsPaced).
+	paceMu sync.Mutex
+	next   time.Time
+
 	// relMu guards the encoder element against release while a keyframe
 	// is requested (outlets, even detached ones, may ask at any time).
 	relMu    sync.RWMutex
@@ -355,6 +359,12 @@ func (s *session) push(f *Frame, now time.Time, dropped *atomic.Uint64) (bool, e
 	if s.failed.Load() != nil {
 		return false, ErrStreamFailed
 	}
+	if s.cfg.Drop == DropNone && s.src.Level() >= s.cfg.QueueSize {
+		if err := s.waitRoom(); err != nil {
+			dropped.Add(1)
+			return false, err
+		}
+	}
 	if s.src.Level() >= s.cfg.QueueSize {
 		dropped.Add(1)
 		if s.cfg.Drop == DropNewest {
@@ -398,6 +408,54 @@ func (s *session) push(f *Frame, now time.Time, dropped *atomic.Uint64) (bool, e
 	}
 	s.frames++
 	return true, nil
+}
+
+// waitRoom waits (DropNone), with putMu held on entry and on return, until
+// the queue has room, at most PutWait. It returns ErrQueueFull past it,
+// ErrOpening when the session ends meanwhile, ErrStreamFailed when it
+// fails. The appsrc tells of room only to GLib callbacks: it is polled.
+func (s *session) waitRoom() error {
+	deadline := time.Now().Add(s.cfg.PutWait)
+	for s.src.Level() >= s.cfg.QueueSize {
+		if time.Now().After(deadline) {
+			return ErrQueueFull
+		}
+		s.putMu.Unlock()
+		time.Sleep(time.Millisecond)
+		s.putMu.Lock()
+		if s.shut {
+			return ErrOpening
+		}
+		if s.failed.Load() != nil {
+			return ErrStreamFailed
+		}
+	}
+	return nil
+}
+
+// pace (TimestampsPaced) makes a frame Put ahead of its turn wait for it:
+// turns are 1/fps apart; a frame more than one frame late starts a new
+// series of turns at its own time. A Put waits at most one frame duration
+// (and PutWait): the turns follow Config.Clock, the wait is real time, and
+// a clock that does not follow real time (a test's) never makes a Put wait
+// longer. It returns the time to stamp the frame with.
+func (s *session) pace(now time.Time) time.Time {
+	s.paceMu.Lock()
+	turn := s.next
+	if turn.IsZero() || now.Sub(turn) > s.dur {
+		turn = now
+	}
+	wait := min(turn.Sub(now), s.dur, s.cfg.PutWait)
+	if wait > 0 {
+		turn = now.Add(wait)
+	}
+	s.next = turn.Add(s.dur)
+	s.paceMu.Unlock()
+	if wait <= 0 {
+		return now
+	}
+	time.Sleep(wait)
+	return turn
 }
 
 // captureSkew is how far a capture time (Frame.Time) may be from the Put

@@ -25,7 +25,12 @@ type Sink struct {
 	retry func(n int) string
 	// secrets are masked in every error and event about the sink.
 	secrets []Secret
+	// seg, when set, makes it a segmented recording (NewSegmentedFile).
+	seg *segments
 }
+
+// Recording tells whether the sink records to files (see Recorder).
+func (s *Sink) Recording() bool { return s.seg != nil }
 
 // Secrets are the values (passwords, stream keys, passphrases) the SkyLine
 // masks in every error, event and log line about the sink.
@@ -120,8 +125,11 @@ func NewPush(rawURL string, secrets ...Secret) (*Sink, error) {
 // own: pattern has one printf-style integer (rec-%05d.mp4); a new file
 // starts at the first keyframe after each segment duration (so segments are
 // multiples of the keyframe interval); keep > 0 deletes all but the newest
-// keep files. The extension picks the container (.mp4, .mov, .mkv, .ts).
-// Stop finalises the last file. After a failure the numbering goes on in
+// keep files. The extension picks the container (.mp4, .mov, .mkv, .ts),
+// each written as File writes its file: a finished segment is complete,
+// and a crash loses at most the last keyframe interval of the segment being
+// written (MP4 and QuickTime segments are fragmented). Stop finalises the
+// last file. After a failure the numbering goes on in
 // files named with a -rN suffix, never overwriting earlier ones.
 func NewSegmentedFile(pattern string, segment time.Duration, keep int) (*Sink, error) {
 	if strings.Count(pattern, "%") != 1 || !strings.Contains(pattern, "d") {
@@ -139,12 +147,9 @@ func NewSegmentedFile(pattern string, segment time.Duration, keep int) (*Sink, e
 	if _, err := NewFile(strings.ReplaceAll(pattern, "%", "")); err != nil {
 		return nil, err // the folder must exist
 	}
-	text := func(loc string) string {
-		return fmt.Sprintf("splitmuxsink location=%s max-size-time=%d max-files=%d muxer-factory=%s",
-			quoteLaunch(loc), segment.Nanoseconds(), keep, mux)
-	}
-	return &Sink{name: "file:" + pattern, launch: NewSecret(text(pattern)), elements: []string{"splitmuxsink", mux},
-		retry: func(n int) string { return text(retryName(pattern, n)) }}, nil
+	seg := &segments{pattern: pattern, mux: mux, every: segment, keep: keep}
+	return &Sink{name: "file:" + pattern, launch: NewSecret(seg.file(0, 0).Launch()), elements: []string{mux, "filesink"}, seg: seg,
+		retry: func(n int) string { return seg.file(n, 0).Launch() }}, nil
 }
 
 // retryName inserts -rN before the extension: rec-%05d.mp4 -> rec-%05d-r1.mp4.

@@ -116,6 +116,7 @@ func New(cfg Config, dests ...Destination) (*SkyLine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.resolveAuto(dests)
 	log := cfg.Logger.With(slog.String("component", cfg.Name))
 	names := map[string]bool{}
 	needed := append(append([]string(nil), CoreElements...), cfg.Encoder.Element)
@@ -562,8 +563,13 @@ func (s *SkyLine) setState(st State) {
 //   - ErrInvalidFrame: the frame is malformed (the message says how);
 //   - ErrClosed: after Close.
 //
-// Put copies the frame before returning and never waits for the encoder
-// or the control plane: it costs one conversion into the pipeline's buffer.
+// Put copies the frame before returning and never waits for the control
+// plane: it costs one conversion into the pipeline's buffer. It waits for
+// room in the queue with DropNone (the default; at most Config.PutWait),
+// and for the frame's turn with TimestampsPaced (a producer faster than the
+// declared rate; at most one frame). With the defaults a recording loses
+// no frame and times frame n at n/fps, and live viewers get every frame of
+// a fast producer at the declared rate.
 // The frame that ends a warm-up is kept and streamed first once the
 // pipeline has opened (Put returns true for it).
 func (s *SkyLine) Put(f Frame) (bool, error) {
@@ -591,6 +597,9 @@ func (s *SkyLine) Put(f Frame) (bool, error) {
 	if sess == nil {
 		s.dropped.Add(1)
 		return false, ErrOpening
+	}
+	if s.cfg.Timestamps == TimestampsPaced {
+		now = sess.pace(now)
 	}
 	for _, h := range s.putHooks {
 		h.BeforePut(now)

@@ -318,7 +318,7 @@ func TestLoggerIsChildNamedAfterType(t *testing.T) {
 func TestDropNewestWhenQueueFull(t *testing.T) {
 	// A tiny queue and many frames pushed at once: some are refused, every
 	// accepted one is encoded.
-	sl := newTestSkyLine(t, newClock(30), skyline.Config{QueueSize: 1, Encoder: skyline.Encoder{Preset: "slow"}})
+	sl := newTestSkyLine(t, newClock(30), skyline.Config{QueueSize: 1, Drop: skyline.DropNewest, Encoder: skyline.Encoder{Preset: "slow"}})
 	if err := sl.Start(skyline.Params{FPS: 30, Width: 640, Height: 480}); err != nil {
 		t.Fatal(err)
 	}

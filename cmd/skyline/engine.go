@@ -373,8 +373,9 @@ func (st *engineStream) build(m engineMsg) error {
 	cfg := skyline.Config{Logger: st.log, Name: m.Name, NoDotEnv: true, QueueSize: o.QueueSize,
 		Encoder: skyline.Encoder{Element: o.Encoder, Bitrate: o.Bitrate, Profile: o.Profile, Preset: o.Preset,
 			KeyframeInterval: time.Duration(o.KeyframeInterval * float64(time.Second)), Properties: o.Properties}}
-	switch o.Drop {
+	switch o.Drop { // explicit: the library's zero values are DropNone and TimestampsAuto
 	case "", "newest":
+		cfg.Drop = skyline.DropNewest
 	case "oldest":
 		cfg.Drop = skyline.DropOldest
 	default:
@@ -382,6 +383,7 @@ func (st *engineStream) build(m engineMsg) error {
 	}
 	switch o.Timestamps {
 	case "", "capture":
+		cfg.Timestamps = skyline.TimestampsCapture
 	case "fixed":
 		cfg.Timestamps = skyline.TimestampsFixedRate
 	default:

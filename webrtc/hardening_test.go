@@ -147,6 +147,8 @@ func TestWHEPRequestLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sl := startSkyLine(t, smallW, smallH, smallFPS, nil, st) // the last offer needs a picture
+	startFeeder(t, sl, smallW, smallH, smallFPS)
 	addr := srv.Addr().String()
 	raw := func(req string) (net.Conn, string) {
 		c, err := net.Dial("tcp", addr)

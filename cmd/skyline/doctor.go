@@ -23,7 +23,7 @@ var destinationKinds = []struct {
 	{"MP4 file", "--out file:rec.mp4", []string{"mp4mux", "filesink"}},
 	{"Matroska file", "--out file:rec.mkv", []string{"matroskamux", "filesink"}},
 	{"MPEG-TS file", "--out file:rec.ts", []string{"mpegtsmux", "filesink"}},
-	{"Segmented recording", "--out file:rec-%05d.mp4?segment=2s", []string{"splitmuxsink", "mp4mux"}},
+	{"Segmented recording", "--out file:rec-%05d.mp4?segment=2s", []string{"mp4mux", "filesink"}},
 	{"RTMP publish", "--out rtmp://HOST/APP/KEY", []string{"flvmux", "rtmp2sink"}},
 	{"SRT publish", "--out srt://HOST:PORT", []string{"mpegtsmux", "srtsink"}},
 	{"Kinesis Video Streams (native)", "--out kvs://REGION/STREAM", nil},

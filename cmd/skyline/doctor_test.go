@@ -60,7 +60,7 @@ func TestDoctorAllPresent(t *testing.T) {
 	}
 	wantLines(t, out, "skyline ", "ok       "+gv, ".env             none found",
 		"ok       appsrc", "ok       h264parse", "ok       x264enc", "SkyLine will use",
-		"ok       mp4mux           --out file:rec.mp4", "ok       matroskamux", "ok       splitmuxsink",
+		"ok       mp4mux           --out file:rec.mp4", "ok       matroskamux",
 		"ok       rtmp2sink", "ok       flvmux", "ok       srtsink", "ok       --out rtsp://127.0.0.1:8554/x (pure Go)",
 		"Kinesis Video Streams (kvssink)", "Result: OK")
 	if strings.Contains(out, "MISSING") || strings.Contains(out, "CANNOT") {

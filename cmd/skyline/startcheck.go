@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/skyline-go/skyline"
+
 	"github.com/skyline-go/skyline/internal/urlport"
 )
 
@@ -37,21 +39,10 @@ func checkPushURL(spec string, u *url.URL) error {
 	return nil
 }
 
-// redactSpec is a push URL as errors show it: scheme and host only (user
-// info, an RTMP stream key in the path and an SRT passphrase in the query
-// are secrets).
-func redactSpec(spec string) string {
-	scheme, rest, _ := strings.Cut(spec, "://")
-	host, _, more := strings.Cut(rest, "/")
-	host, _, _ = strings.Cut(host, "?")
-	if i := strings.LastIndex(host, "@"); i >= 0 {
-		host = host[i+1:]
-	}
-	if more || strings.Contains(rest, "?") {
-		return scheme + "://" + host + "/..."
-	}
-	return scheme + "://" + host
-}
+// redactSpec is a push URL as errors show it: skyline.RedactURL, which
+// masks user info, an RTMP stream key and secret query values even in a URL
+// that does not parse.
+func redactSpec(spec string) string { return skyline.RedactURL(spec) }
 
 // fileOut is an --out file destination, for the start-up checks.
 type fileOut struct {

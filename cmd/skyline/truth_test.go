@@ -357,7 +357,7 @@ func TestServeRefusedAtStart(t *testing.T) {
 		{"framed mp4 8x8", []string{"--input", "stdin", "--format", "framed", "--out", "file:rec.mp4"}, "need at least 16x16"},
 		{"srt port", testsrc("64x48", "--out", "srt://127.0.0.1:99999"), `port "99999"`},
 		{"srt no port", testsrc("64x48", "--out", "srt://127.0.0.1"), "needs a port"},
-		{"rtmp port", testsrc("64x48", "--out", "rtmp://127.0.0.1:0/app/KEY"), `port "0"`},
+		{"rtmp port", testsrc("64x48", "--out", "rtmp://127.0.0.1:0/app/SecretKey7"), `port "0"`},
 		{"rtsp port", testsrc("64x48", "--out", "rtsp://127.0.0.1:70000/x"), `port "70000"`},
 		{"same file", testsrc("64x48", "--out", "file:d.mkv", "--out", "file:./d.mkv"), "name the same file"},
 		{"same file abs", testsrc("64x48", "--out", "file:d.mkv", "--out", "file:"+filepath.Join(dir, "d.mkv")), "name the same file"},
@@ -380,7 +380,7 @@ func TestServeRefusedAtStart(t *testing.T) {
 			if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), tc.reason) {
 				t.Errorf("exit %d (%v), want 2 and %q in: %s", code, err, tc.reason, out)
 			}
-			if strings.Contains(string(out), "KEY") || strings.Contains(string(out), "panic") {
+			if strings.Contains(string(out), "SecretKey7") || strings.Contains(string(out), "panic") {
 				t.Errorf("output: %s", out)
 			}
 			entries, _ := os.ReadDir(dir)
@@ -410,7 +410,7 @@ func TestServeRefusedAtStart(t *testing.T) {
 // delivered nothing, for each kind of push; a recording next to it is
 // complete and its line says so.
 func TestServeExitStatusNeverConnected(t *testing.T) {
-	for _, url := range []string{"rtsp://127.0.0.1:%d/x", "rtmp://127.0.0.1:%d/app/KEY"} {
+	for _, url := range []string{"rtsp://127.0.0.1:%d/x", "rtmp://127.0.0.1:%d/app/SecretKey7"} {
 		t.Run(strings.Split(url, ":")[0], func(t *testing.T) {
 			rec := filepath.Join(t.TempDir(), "rec.mkv")
 			port := freePort(t) // closed again: nothing listens there
@@ -421,7 +421,7 @@ func TestServeExitStatusNeverConnected(t *testing.T) {
 			if code := c.wait(t); code != 1 {
 				t.Fatalf("exit %d, want 1; stderr: %s", code, c.stderr.String())
 			}
-			if !strings.Contains(c.stderr.String(), "delivered nothing") || strings.Contains(c.stderr.String(), "KEY") {
+			if !strings.Contains(c.stderr.String(), "delivered nothing") || strings.Contains(c.stderr.String(), "SecretKey7") {
 				t.Fatalf("stderr: %s", c.stderr.String())
 			}
 			if st := probeFrames(t, rec); st.Frames != 45 {

@@ -113,6 +113,7 @@ func (s *Source) Close() {
 
 // receiver hands the card encoder's access units to the Output.
 type receiver struct {
+	src   *Source
 	out   Output
 	mu    sync.Mutex
 	start time.Time
@@ -128,6 +129,12 @@ func (r *receiver) Open(info skyline.StreamInfo) error {
 }
 
 func (r *receiver) WriteAccessUnit(au *skyline.AccessUnit) error {
+	r.src.mu.Lock()
+	shown := r.src.want.show
+	r.src.mu.Unlock()
+	if !shown { // encoded before Hide: the live stream has the picture now
+		return nil
+	}
 	r.mu.Lock()
 	start := r.start
 	r.mu.Unlock()
@@ -215,7 +222,7 @@ func (s *Source) open(w, h int) (*skyline.SkyLine, error) {
 	enc := s.cfg.Encoder
 	enc.KeyframeInterval = time.Duration(float64(time.Second) / s.cfg.FPS) // every picture
 	sl, err := skyline.New(skyline.Config{Name: "offline-card", Logger: quiet(s.log), Encoder: enc,
-		QueueSize: 2, Drop: skyline.DropOldest}, &receiver{out: s.out})
+		QueueSize: 2, Drop: skyline.DropOldest}, &receiver{src: s, out: s.out})
 	if err != nil {
 		return nil, err
 	}

@@ -109,3 +109,50 @@ func (f *flakyListener) Accept() (net.Conn, error) {
 	}
 	return f.Listener.Accept()
 }
+
+// TestServerFailureWithHeldRequest: a DESCRIBE held for the first picture
+// does not delay the failure report by HoldTimeout (gortsplib waits for
+// every connection before its Wait returns): the held request is answered
+// (or its connection closed) and Failed reports at once.
+func TestServerFailureWithHeldRequest(t *testing.T) {
+	srv, err := NewServer(ServerConfig{Address: "127.0.0.1:0", DisableUDP: true, DisableMulticast: true,
+		HoldTimeout: time.Minute, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	st, err := srv.AddStream("/cam", StreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "DESCRIBE "+st.URL()+" RTSP/1.0\r\nCSeq: 1\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); st.Stats().HeldRequests == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the DESCRIBE was not held")
+		}
+	}
+	gl := srv.current().NetListener().(*guardListener)
+	_ = gl.Listener.Close() // a listener that broke
+	select {
+	case err := <-srv.Failed():
+		if !errors.Is(err, ErrServerFailed) {
+			t.Fatalf("Failed: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the failure was not reported while a request was held (it waits for HoldTimeout)")
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("the held connection was neither answered nor closed: %v", err)
+	}
+}

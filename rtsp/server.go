@@ -224,7 +224,7 @@ type Server struct {
 
 	mu      sync.RWMutex // guards everything below
 	gs      *gortsplib.Server
-	closing chan struct{} // closed when gs starts closing: held requests give up
+	closing <-chan struct{} // closed when gs's listener closes (Close, or failure): held requests give up
 	addr    net.Addr
 	streams pathmap.Map[*Stream]
 
@@ -270,12 +270,14 @@ func (s *Server) Start() error {
 		WriteQueueSize: ceilPow2(s.cfg.WriteQueueSize),
 		AuthMethods:    methods,
 	}
+	var gl *guardListener
 	gs.Listen = func(network, address string) (net.Listener, error) {
 		ln, err := net.Listen(network, address)
 		if err != nil {
 			return nil, err
 		}
-		return newGuardListener(ln, s.cfg, s.log), nil
+		gl = newGuardListener(ln, s.cfg, s.log)
+		return gl, nil
 	}
 	if !s.cfg.DisableUDP {
 		gs.UDPRTPAddress = net.JoinHostPort(host, strconv.Itoa(s.cfg.UDPPort))
@@ -293,7 +295,11 @@ func (s *Server) Start() error {
 		}
 		return fmt.Errorf("%w: %v", ErrListen, err)
 	}
-	s.gs, s.closing = gs, make(chan struct{})
+	// gortsplib closes its listener first when it ends, by Close or by a
+	// failed listener (before it waits for the connections): requests held
+	// for the first picture then give up, and neither Close nor the
+	// failure report waits HoldTimeout for them.
+	s.gs, s.closing = gs, gl.closing
 	s.addr = gs.NetListener().Addr()
 	streams := s.streams.Values()
 	s.mu.Unlock()
@@ -319,11 +325,7 @@ func ceilPow2(n int) int {
 func (s *Server) Close() {
 	s.mu.Lock()
 	gs := s.gs
-	s.gs = nil
-	if s.closing != nil {
-		close(s.closing)
-		s.closing = nil
-	}
+	s.gs = nil // s.closing stays: gs.Close closes it
 	streams := s.streams.Values()
 	s.mu.Unlock()
 	if gs == nil {
@@ -336,8 +338,8 @@ func (s *Server) Close() {
 	s.log.Info("RTSP server closed")
 }
 
-// closingCh is closed when the running server starts closing (nil when not
-// running: a held request then waits for its own deadline).
+// closingCh is closed when the last started server closes or fails (nil
+// before the first Start: a held request then waits for its deadline).
 func (s *Server) closingCh() <-chan struct{} {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -30,16 +30,20 @@ func refuse(err error) error {
 
 // checkPushURL refuses a push URL whose port is not 1..65535 (srt:// needs
 // one: SRT has no default port); RTMP and RTSP default to 1935 and 554.
-func checkPushURL(spec string, u *url.URL) error {
+// shown is the URL with its secrets masked (skyline.RedactURL, and the
+// values of ${NAME} and ${file:PATH}).
+func checkPushURL(shown string, u *url.URL) error {
 	if err := urlport.Check(u, u.Scheme == "srt"); err != nil {
-		return fmt.Errorf("--out %s: %w", redactSpec(spec), err)
+		return fmt.Errorf("--out %s: %w", redactSpec(shown), err)
 	}
 	return nil
 }
 
 // redactSpec is a push URL as errors show it: scheme and host only (user
 // info, an RTMP stream key in the path and an SRT passphrase in the query
-// are secrets).
+// are secrets). Give it the URL with its secrets already masked: it cuts
+// at the first '/', so a password with a '/' in it would otherwise show
+// its first part (rtsp://bob:first/second@host).
 func redactSpec(spec string) string {
 	scheme, rest, _ := strings.Cut(spec, "://")
 	host, _, more := strings.Cut(rest, "/")
@@ -110,18 +114,45 @@ func (f fileOut) checkSize(w, h int) error {
 }
 
 // sameFile refuses two file destinations that name one file (d.mkv and
-// ./d.mkv, or an absolute path to it): they would write over each other.
+// ./d.mkv, an absolute path to it, a path through a symbolic link to its
+// folder, or a link to the file, existing or not yet): they would write
+// over each other.
 func sameFile(outs []fileOut) error {
 	seen := map[string]string{}
 	for _, f := range outs {
-		key, err := filepath.Abs(f.path) // Abs cleans the path
-		if err != nil {
-			key = filepath.Clean(f.path)
-		}
+		key := realPath(f.path)
 		if prev, ok := seen[key]; ok {
 			return fmt.Errorf("--out %s and --out %s name the same file", prev, f.spec)
 		}
 		seen[key] = f.spec
 	}
 	return nil
+}
+
+// realPath is the file a path names once symbolic links are followed: those
+// of its folder, and the file's own, even when they point to a file not
+// yet created (filepath.EvalSymlinks fails for those).
+func realPath(path string) string {
+	for range 40 { // as the kernel's limit on nested links (ELOOP)
+		st, err := os.Lstat(path)
+		if err != nil || st.Mode()&fs.ModeSymlink == 0 {
+			break
+		}
+		target, err := os.Readlink(path)
+		if err != nil {
+			break
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
+	}
+	dir, base := filepath.Split(path)
+	if d, err := filepath.EvalSymlinks(filepath.Clean(dir)); err == nil {
+		dir = d
+	}
+	if abs, err := filepath.Abs(filepath.Join(dir, base)); err == nil { // Abs cleans the path
+		return abs
+	}
+	return filepath.Clean(path)
 }

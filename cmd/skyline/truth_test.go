@@ -337,6 +337,14 @@ func TestServeRefusedAtStart(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "folder.mkv"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A link to the folder, and one to a file not written yet.
+	links := map[string]bool{"folder.mkv": true, "here": true, "l.mkv": true}
+	if err := os.Symlink(".", filepath.Join(dir, "here")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("d.mkv", filepath.Join(dir, "l.mkv")); err != nil {
+		t.Fatal(err)
+	}
 	testsrc := func(size string, more ...string) []string {
 		return append([]string{"--input", "testsrc", "--size", size, "--frames", "30"}, more...)
 	}
@@ -361,6 +369,8 @@ func TestServeRefusedAtStart(t *testing.T) {
 		{"rtsp port", testsrc("64x48", "--out", "rtsp://127.0.0.1:70000/x"), `port "70000"`},
 		{"same file", testsrc("64x48", "--out", "file:d.mkv", "--out", "file:./d.mkv"), "name the same file"},
 		{"same file abs", testsrc("64x48", "--out", "file:d.mkv", "--out", "file:"+filepath.Join(dir, "d.mkv")), "name the same file"},
+		{"same file by a link to its folder", testsrc("64x48", "--out", "file:d.mkv", "--out", "file:here/d.mkv"), "name the same file"},
+		{"same file by a link to it", testsrc("64x48", "--out", "file:d.mkv", "--out", "file:l.mkv"), "name the same file"},
 		{"fps nan", testsrc("64x48", "--fps", "nan", "--out", "file:d.mkv"), "--fps NaN"},
 		{"frames -1", testsrc("64x48", "--frames", "-1", "--out", "file:d.mkv"), "--frames -1"},
 		{"log level", testsrc("64x48", "--log-level", "loud", "--out", "file:d.mkv"), "--log-level"},
@@ -385,7 +395,7 @@ func TestServeRefusedAtStart(t *testing.T) {
 			}
 			entries, _ := os.ReadDir(dir)
 			for _, e := range entries {
-				if e.Name() != "folder.mkv" {
+				if !links[e.Name()] {
 					t.Errorf("left %s behind", e.Name())
 					_ = os.RemoveAll(filepath.Join(dir, e.Name()))
 				}
@@ -402,6 +412,23 @@ func TestServeRefusedAtStart(t *testing.T) {
 		if st := probeFrames(t, filepath.Join(dir, tc.file)); st.Frames != 10 {
 			t.Errorf("%s: %+v", tc.file, st)
 		}
+	}
+}
+
+// TestServeFilePathFromEnvironment: ${NAME} in a file destination's path
+// (as the help allows in every --out) is expanded before the start-up
+// checks too: they probed a folder literally named "${REC_DIR}" and
+// refused a destination that works.
+func TestServeFilePathFromEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(binary, "serve", "--no-rtsp", "--status", "never", "--input", "testsrc", "--size", "64x48",
+		"--frames", "10", "--out", "file:${REC_DIR}/env.mkv")
+	cmd.Env = append(os.Environ(), "REC_DIR="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if st := probeFrames(t, filepath.Join(dir, "env.mkv")); st.Frames != 10 {
+		t.Errorf("recording %+v", st)
 	}
 }
 

@@ -65,7 +65,8 @@ type fileOut struct {
 // checkWritable refuses a file destination that cannot be written: it
 // creates and removes a probe file in the folder (a folder's mode bits do
 // not tell: read-only mounts, ACLs, root), and checks that an existing file
-// of that name can be opened for writing (without truncating it).
+// of that name can be opened for writing (without truncating it), unless
+// it is a named pipe or a device.
 func (f fileOut) checkWritable() error {
 	dir := filepath.Dir(f.path)
 	probe, err := os.CreateTemp(dir, ".skyline-probe-*")
@@ -87,6 +88,12 @@ func (f fileOut) checkWritable() error {
 	if st, err := os.Stat(f.path); err == nil {
 		if st.IsDir() {
 			return fmt.Errorf("--out %s: %s is a folder", f.spec, f.path)
+		}
+		if !st.Mode().IsRegular() {
+			// A named pipe (mkfifo, read by another program) is not
+			// probed: opening it waits for a reader, and closing it gives
+			// the reader an end of file before the recording starts.
+			return nil
 		}
 		w, err := os.OpenFile(f.path, os.O_WRONLY, 0)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -390,7 +391,7 @@ func TestServeRefusedAtStart(t *testing.T) {
 			if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), tc.reason) {
 				t.Errorf("exit %d (%v), want 2 and %q in: %s", code, err, tc.reason, out)
 			}
-			if strings.Contains(string(out), "KEY") || strings.Contains(string(out), "panic") {
+			if strings.Contains(string(out), "/app/KEY") || strings.Contains(string(out), "panic") {
 				t.Errorf("output: %s", out)
 			}
 			entries, _ := os.ReadDir(dir)
@@ -578,5 +579,34 @@ open(sys.argv[1], "w").write("\n".join(str(s) for s in stamps))
 		if d := got - want; d < -0.002 || d > 0.002 {
 			t.Errorf("frame %d at %.3f s after frame 0, captured %.3f s after it", i, got, want)
 		}
+	}
+}
+
+// TestServeRecordsIntoNamedPipe: a file destination that is a named pipe
+// (mkfifo, read by another program) records into it. The start-up check
+// opened and closed it, which gave the reader an end of file before the
+// stream, and the recording then waited for a reader that was gone.
+func TestServeRecordsIntoNamedPipe(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pipe.ts")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := os.ReadFile(fifo) // the reader: until the writer closes
+		got <- b
+	}()
+	cmd := exec.Command(binary, "serve", "--no-rtsp", "--status", "never", "--input", "testsrc", "--size", "64x48",
+		"--frames", "30", "--out", "file:"+fifo)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	copied := filepath.Join(dir, "copy.ts")
+	if err := os.WriteFile(copied, <-got, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st := probeFrames(t, copied); st.Frames != 30 {
+		t.Errorf("read from the pipe: %+v", st)
 	}
 }

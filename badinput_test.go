@@ -5,9 +5,11 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/skyline-go/skyline"
 )
@@ -288,6 +290,28 @@ func TestBadFileDestinations(t *testing.T) {
 	for _, p := range []string{"", "out.avi", "out", "/nonexistent-dir/out.mp4"} {
 		if _, err := skyline.NewFile(p); !errors.Is(err, skyline.ErrInvalidConfig) {
 			t.Errorf("NewFile(%q) = %v, want ErrInvalidConfig", p, err)
+		}
+	}
+}
+
+// TestBadSegmentPatterns: a segment pattern takes exactly one integer verb
+// (%d with flags and a width). Any other verb made names such as
+// "cam-%!s(int=0).mp4" (%s in a folder whose name has a d in it), a NUL
+// byte (%c, which filesink cuts the name at) or quotes (%q).
+func TestBadSegmentPatterns(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "recordings") // a 'd' in the folder's name
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"cam-%s.mp4", "cam-%c-d.mp4", "cam-%q-d.mp4", "cam-%v.mp4", "cam-%x.mp4", "cam-%*d.mp4",
+		"cam-%[1]d.mp4", "cam-%.mp4", "cam-%5.2f.mp4", "cam-%d-%.mp4", "cam-d%.mp4"} {
+		if _, err := skyline.NewSegmentedFile(filepath.Join(dir, p), time.Second, 0); !errors.Is(err, skyline.ErrInvalidConfig) {
+			t.Errorf("NewSegmentedFile(%q) = %v, want ErrInvalidConfig", p, err)
+		}
+	}
+	for _, p := range []string{"cam-%d.mp4", "cam-%05d.mp4", "cam-%-3d.mkv", "%d.ts", "cam-%02d-x.mov"} {
+		if _, err := skyline.NewSegmentedFile(filepath.Join(dir, p), time.Second, 0); err != nil {
+			t.Errorf("NewSegmentedFile(%q): %v", p, err)
 		}
 	}
 }

@@ -116,6 +116,9 @@ func (f *File) at(n int) *File { return &File{path: f.attemptPath(n), mux: f.mux
 // wroteMedia tells whether the file has pictures on disk (for MP4 and
 // QuickTime: a complete fragment).
 func (f *File) wroteMedia() bool {
+	if !regularOrMissing(f.path) {
+		return true // a named pipe or a device: nothing to inspect
+	}
 	if fragmented(f.mux) {
 		return hasFragment(f.path)
 	}
@@ -127,6 +130,9 @@ func (f *File) wroteMedia() bool {
 // media data (mdat), such as an unfragmented MP4 written by someone else,
 // is never removed.
 func (f *File) removeIfNoMedia() bool {
+	if !regularOrMissing(f.path) {
+		return false
+	}
 	if fragmented(f.mux) && nonEmpty(f.path) && !hasMediaBox(f.path) {
 		return os.Remove(f.path) == nil
 	}
@@ -137,7 +143,7 @@ func (f *File) removeIfNoMedia() bool {
 // end of a fragmented MP4 or QuickTime file, so that it ends with its last
 // complete fragment and plays cleanly.
 func (f *File) repair() {
-	if fragmented(f.mux) {
+	if fragmented(f.mux) && regularOrMissing(f.path) {
 		trimFragments(f.path)
 	}
 }
@@ -221,6 +227,15 @@ func scanBoxes(fh *os.File) (good int64, frags int, mdat bool, size int64) {
 		good = moof
 	}
 	return good, frags, mdat, st.Size()
+}
+
+// regularOrMissing tells whether path is a regular file, or nothing: the
+// recording's file is inspected, trimmed or removed only then. A named
+// pipe (mkfifo, read by another program) is never read, which would steal
+// the reader's data or wait forever, nor removed.
+func regularOrMissing(path string) bool {
+	st, err := os.Stat(path)
+	return err != nil || st.Mode().IsRegular()
 }
 
 func nonEmpty(path string) bool {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -132,8 +133,8 @@ func NewPush(rawURL string, secrets ...Secret) (*Sink, error) {
 // last file. After a failure the numbering goes on in
 // files named with a -rN suffix, never overwriting earlier ones.
 func NewSegmentedFile(pattern string, segment time.Duration, keep int) (*Sink, error) {
-	if strings.Count(pattern, "%") != 1 || !strings.Contains(pattern, "d") {
-		return nil, configErr("segmented file %q: the pattern needs one integer like %%05d", pattern)
+	if strings.Count(pattern, "%") != 1 || !segmentVerb.MatchString(filepath.Base(pattern)) {
+		return nil, configErr("segmented file %q: the file name needs one integer like %%d or %%05d, and no other %%", pattern)
 	}
 	if segment <= 0 || keep < 0 {
 		return nil, configErr("segmented file %q: segment %v and keep %d: want segment > 0 and keep >= 0", pattern, segment, keep)
@@ -151,6 +152,11 @@ func NewSegmentedFile(pattern string, segment time.Duration, keep int) (*Sink, e
 	return &Sink{name: "file:" + pattern, launch: NewSecret(seg.file(0, 0).Launch()), elements: []string{mux, "filesink"}, seg: seg,
 		retry: func(n int) string { return seg.file(n, 0).Launch() }}, nil
 }
+
+// segmentVerb is the one printf verb a segment pattern's file name may
+// hold: a decimal integer with optional flags and width (%d, %05d, %-3d).
+// Other verbs (%s, %c, %q, %*d ...) make names like "rec-%!s(int=0).mp4".
+var segmentVerb = regexp.MustCompile(`%[-+ 0]*[0-9]*d`)
 
 // retryName inserts -rN before the extension: rec-%05d.mp4 -> rec-%05d-r1.mp4.
 func retryName(path string, n int) string {

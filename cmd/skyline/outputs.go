@@ -40,9 +40,9 @@ func parseOut(raw string, log *slog.Logger) (skyline.Destination, error) {
 	case "rtsp", "rtsps", "rtmp", "rtmps", "srt":
 		u, err := url.Parse(spec)
 		if err != nil || u.Host == "" {
-			return nil, fmt.Errorf("--out %s: not a URL of the form %s://HOST:PORT", shown, scheme)
+			return nil, fmt.Errorf("--out %s: not a URL of the form %s://HOST:PORT", redactSpec(shown), scheme)
 		}
-		if err := checkPushURL(spec, u); err != nil {
+		if err := checkPushURL(shown, u); err != nil {
 			return nil, err
 		}
 	}

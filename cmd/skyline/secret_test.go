@@ -73,6 +73,9 @@ func TestServeSecretTableStartup(t *testing.T) {
 		"rtmp://host/app/" + cliRTMPKey + "%zz",
 		"rtmq://host/app/" + cliRTMPKey,
 		"rtmp://host:notaport/app/${CLI_RTMP_KEY}",
+		"rtmp://${CLI_RTMP_KEY}:99999/app/x", // a secret in the host name
+		"srt://${CLI_RTMP_KEY}.example.com:0",
+		"rtsp://${CLI_RTMP_KEY}:bad/cam",
 		"rtmps://bob:" + cliRTMPSPass + "@host:bad/app/" + cliRTMPSKey,
 		"rtmps://bob:" + cliSlashPass + "@host/app/" + cliRTMPSKey,
 		"rtsp://bob:" + cliRTSPPass + "@host:bad/cam",

@@ -188,9 +188,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			return refuse(err)
 		}
 		outs = append(outs, d)
-		if rest, ok := strings.CutPrefix(spec, "file:"); ok {
-			path, _, _ := strings.Cut(rest, "?")
-			f := fileOut{spec: spec, path: path}
+		if strings.HasPrefix(spec, "file:") {
+			// The destination's name has the path with ${NAME} and
+			// ${file:PATH} expanded; spec shows them as written.
+			f := fileOut{spec: spec, path: strings.TrimPrefix(d.Name(), "file:")}
 			if err := f.checkWritable(); err != nil {
 				return refuse(err)
 			}

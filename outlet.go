@@ -101,13 +101,17 @@ type outlet struct {
 	// run); its recovery is reported once it can again.
 	reportedDown bool
 	// After a reopen the destination is "recovered" only once a write has
-	// worked: a Receiver's WriteAccessUnit returned nil, or a branch took
-	// access units and, one poll later, reports no error (and, for files,
-	// the file is no longer empty).
+	// worked: a Receiver's WriteAccessUnit returned nil, or a branch's sink
+	// rendered what it was given (proven access units, see settle) and its
+	// bus reports no error (and, for files, the file is no longer empty).
 	unproven bool
-	pushed   int  // access units pushed into the current branch
-	seen     int  // pushed at the previous poll
-	reuse    bool // the last attempt's empty file was removed: its name is free again
+	pushed   int // access units pushed into the current branch
+	// marks holds, for each access unit pushed into the current branch and
+	// not yet proven written, its sinks' buffer count when it was pushed
+	// (see settle); delivered counts the branch's proven ones.
+	marks     []int64
+	delivered int
+	reuse     bool // the last attempt's empty file was removed: its name is free again
 	// Recordings: the file the branch writes; for a segmented one, the
 	// segment's number and first PTS.
 	file     *File
@@ -263,14 +267,25 @@ func (o *outlet) deliver(au *AccessUnit) {
 		return
 	}
 	o.needKey = false
-	o.st.written.Add(1)
 	if o.branch != nil {
+		if o.file != nil {
+			// A recording's file is its proof (wrote, repair): counted
+			// when taken, as its crash-safety is measured against it.
+			o.st.written.Add(1)
+		} else {
+			// Written once the branch's sink shows it rendered it (settle).
+			o.marks = append(o.marks, o.branch.rendered.Load())
+		}
 		o.pushed++
 		if !o.segHave {
 			o.segStart, o.segHave = au.PTS, true
 		}
-	} else if o.unproven {
-		o.proven() // WriteAccessUnit worked
+		o.settle()
+	} else {
+		o.st.written.Add(1)
+		if o.unproven {
+			o.proven() // WriteAccessUnit worked
+		}
 	}
 	if o.failures > 0 && !o.unproven && time.Since(o.upSince) >= stableAfter {
 		o.failures = 0 // it has worked for a while: the next failure backs off from RetryMin
@@ -318,11 +333,10 @@ func (o *outlet) poll(now time.Time) {
 				o.fail(err)
 				return
 			}
-			// What was pushed a poll ago has had 100 ms to fail.
-			if o.unproven && o.seen > 0 && o.wrote() {
+			o.settle()
+			if o.unproven && (o.delivered > 0 || o.file != nil && o.pushed > 0) && o.wrote() {
 				o.proven()
 			}
-			o.seen = o.pushed
 		}
 		o.pollDelivery()
 		return
@@ -352,7 +366,7 @@ func (o *outlet) reopen() {
 		case canRetry && o.restarts > 0:
 			text = r.LaunchRetry(o.restarts)
 		}
-		o.pushed, o.seen = 0, 0
+		o.pushed, o.delivered, o.marks = 0, 0, nil
 		o.branch, err = startBranch(text, o.log)
 	}
 	if err != nil {
@@ -400,6 +414,49 @@ func (o *outlet) proven() {
 	o.emit(Event{Kind: EventDestinationRecovered, Destination: o.name})
 }
 
+// settle counts as written the access units a branch's sink has shown it
+// is past (pushes and gst: sinks; a recording's file is its own proof: see
+// wrote). Access units pushed into the branch count as written only once
+// proven: a sink pad takes a buffer only after it has rendered the one
+// before it, so an access unit is proven once two buffers have reached the
+// branch's sinks since it was pushed (the first of them is done). A sink
+// that never gets going (a push that never connects blocks in its first
+// buffer) proves nothing, and what it was given is counted lost when the
+// branch fails (settleAll). The proof is of the sink's progress, not of
+// each access unit's own bytes: what a muxer still holds when a sink fails
+// later may have been counted written.
+func (o *outlet) settle() {
+	if o.branch == nil || len(o.marks) == 0 {
+		return
+	}
+	n, i := o.branch.rendered.Load(), 0
+	for i < len(o.marks) && o.marks[i]+2 <= n {
+		i++
+	}
+	o.prove(i)
+}
+
+func (o *outlet) prove(n int) {
+	if n == 0 {
+		return
+	}
+	o.marks = o.marks[n:]
+	o.delivered += n
+	o.st.written.Add(uint64(n))
+}
+
+// settleAll ends a branch's accounting: after an end of stream that was
+// written out (ok), every access unit it was given is written; after a
+// failure or a drain cut short, the unproven ones are lost.
+func (o *outlet) settleAll(ok bool) {
+	if ok {
+		o.prove(len(o.marks))
+		return
+	}
+	o.lose(int64(len(o.marks)))
+	o.marks = nil
+}
+
 // fileFor is the file a recording's current attempt writes (segment
 // index of a segmented one), nil for other destinations.
 func (o *outlet) fileFor(index int) *File {
@@ -428,6 +485,7 @@ func (o *outlet) rotate(au *AccessUnit) error {
 	}
 	err := o.branch.drain(o.cfg.DrainTimeout)
 	o.branch = nil
+	o.settleAll(err == nil)
 	if err != nil {
 		return err
 	}
@@ -436,7 +494,7 @@ func (o *outlet) rotate(au *AccessUnit) error {
 		_ = os.Remove(d.seg.file(o.restarts, o.segIndex-d.seg.keep).path)
 	}
 	o.file = d.seg.file(o.restarts, o.segIndex)
-	o.segHave, o.pushed, o.seen = false, 0, 0
+	o.segHave, o.pushed = false, 0
 	o.branch, err = startBranch(o.file.Launch(), o.log)
 	return err
 }
@@ -481,6 +539,7 @@ func (o *outlet) fail(err error) {
 		o.branch.abort()
 		o.branch = nil
 	}
+	o.settleAll(false) // what the branch did not prove it delivered is lost
 	if o.file != nil {
 		// A half-written fragment is cut off; an attempt that wrote no
 		// picture leaves no file behind (a full disk must not fill a
@@ -530,6 +589,7 @@ func (o *outlet) finish() {
 		} else {
 			o.closeErr = o.branch.drain(time.Until(o.deadline))
 			o.branch = nil
+			o.settleAll(o.closeErr == nil)
 			if o.file != nil {
 				o.file.removeIfNoMedia()
 			}
@@ -590,8 +650,11 @@ func (o *outlet) waitOpened(deadline time.Time) {
 type branch struct {
 	pipe *gst.Pipeline
 	src  *gst.AppSrc
-	base time.Duration // first PTS: the branch's timestamps start at 0
-	have bool
+	// rendered counts the buffers that reached the branch's sinks (settle);
+	// freed after the pipeline is closed.
+	rendered *gst.Counter
+	base     time.Duration // first PTS: the branch's timestamps start at 0
+	have     bool
 }
 
 func branchLaunch(text string) string {
@@ -603,7 +666,8 @@ func startBranch(text string, log *slog.Logger) (*branch, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &branch{pipe: p, src: gst.AsAppSrc(p.ByName("src"))}
+	b := &branch{pipe: p, src: gst.AsAppSrc(p.ByName("src")), rendered: gst.NewCounter()}
+	p.CountRendered(b.rendered)
 	if err := b.src.SetCaps("video/x-h264,stream-format=byte-stream,alignment=au", branchQueue); err != nil {
 		b.abort()
 		return nil, err
@@ -692,4 +756,5 @@ func (b *branch) drain(timeout time.Duration) error {
 func (b *branch) abort() {
 	b.src.Unref()
 	b.pipe.Close()
+	b.rendered.Free() // the closed pipeline no longer counts
 }

@@ -84,6 +84,11 @@ func NewGstSink(launch string, secrets ...Secret) (*Sink, error) {
 // rtmps:// (FLV), srt:// (MPEG-TS, caller mode; the port is required). A
 // port outside 1..65535 is refused (ErrInvalidConfig). A server that goes away is
 // retried with backoff; on reconnection the stream resumes at a keyframe.
+// SRT waits for the listener's answer before sending (wait-for-connection),
+// so a listener that never answers fails the push after libsrt's connect
+// timeout (3 s; connect_timeout=MS in the URL) and nothing is counted
+// written: access units given to a push or gst: branch count as written
+// only once its sink shows it has rendered them.
 // For RTSP servers use rtsp.NewPublisher (ANNOUNCE/RECORD from Go).
 //
 // The URL's secrets (see URLSecrets: the RTMP stream key, a password, an
@@ -109,7 +114,7 @@ func NewPush(rawURL string, secrets ...Secret) (*Sink, error) {
 		s = &Sink{launch: NewSecret("flvmux streamable=true ! rtmp2sink location=" + q),
 			elements: []string{"flvmux", "rtmp2sink"}}
 	case "srt":
-		s = &Sink{launch: NewSecret("mpegtsmux alignment=7 ! srtsink uri=" + q + " wait-for-connection=false"),
+		s = &Sink{launch: NewSecret("mpegtsmux alignment=7 ! srtsink uri=" + q + " wait-for-connection=true"),
 			elements: []string{"mpegtsmux", "srtsink"}}
 	}
 	if s != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -407,13 +408,19 @@ func TestServeRefusedAtStart(t *testing.T) {
 
 // TestServeExitStatusNeverConnected: a push that never connects (nothing
 // listens at its port) ends in exit 1 with a summary line saying it
-// delivered nothing, for each kind of push; a recording next to it is
-// complete and its line says so.
+// delivered nothing, for each kind of push, and is never said to have
+// "recovered" (SRT's short connect_timeout makes it fail and retry while
+// the stream runs); a recording next to it is complete and its line says
+// so.
 func TestServeExitStatusNeverConnected(t *testing.T) {
-	for _, url := range []string{"rtsp://127.0.0.1:%d/x", "rtmp://127.0.0.1:%d/app/SecretKey7"} {
+	for _, url := range []string{"rtsp://127.0.0.1:%d/x", "rtmp://127.0.0.1:%d/app/SecretKey7",
+		"srt://127.0.0.1:%d?connect_timeout=300&streamid=SecretKey7"} {
 		t.Run(strings.Split(url, ":")[0], func(t *testing.T) {
 			rec := filepath.Join(t.TempDir(), "rec.mkv")
 			port := freePort(t) // closed again: nothing listens there
+			if strings.HasPrefix(url, "srt") {
+				port = freeUDPPort(t)
+			}
 			c := startCLI(t, "serve", "--no-rtsp", "--status", "never", "--input", "testsrc", "--size", "160x120",
 				"--frames", "45", "--out", fmt.Sprintf(url, port), "--out", "file:"+rec)
 			c.line(t, "FAILED: delivered nothing")
@@ -421,14 +428,65 @@ func TestServeExitStatusNeverConnected(t *testing.T) {
 			if code := c.wait(t); code != 1 {
 				t.Fatalf("exit %d, want 1; stderr: %s", code, c.stderr.String())
 			}
-			if !strings.Contains(c.stderr.String(), "delivered nothing") || strings.Contains(c.stderr.String(), "SecretKey7") {
-				t.Fatalf("stderr: %s", c.stderr.String())
+			if stderr := c.stderr.String(); !strings.Contains(stderr, "delivered nothing") || strings.Contains(stderr, "SecretKey7") ||
+				strings.Contains(stderr, "recovered") {
+				t.Fatalf("stderr: %s", stderr)
 			}
 			if st := probeFrames(t, rec); st.Frames != 45 {
 				t.Fatalf("recording: %+v", st)
 			}
 		})
 	}
+}
+
+// TestServeSRTDelivered: the other side of the rule above, an SRT push to a
+// real receiver (ffmpeg listening) counts every access unit written, exits
+// 0, and the receiver decodes the pictures.
+func TestServeSRTDelivered(t *testing.T) {
+	port := freeUDPPort(t)
+	got := filepath.Join(t.TempDir(), "got.mkv")
+	ff := exec.Command("ffmpeg", "-v", "error", "-nostdin", "-i", fmt.Sprintf("srt://127.0.0.1:%d?mode=listener", port),
+		"-c", "copy", "-f", "matroska", got)
+	if err := ff.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ffDone := make(chan error, 1)
+	go func() { ffDone <- ff.Wait() }()
+	defer func() { _ = ff.Process.Kill(); <-ffDone }()
+	// The caller repeats its handshake until ffmpeg listens (connect_timeout).
+	c := startCLI(t, "serve", "--no-rtsp", "--status", "never", "--input", "testsrc", "--size", "160x120",
+		"--frames", "45", "--out", fmt.Sprintf("srt://127.0.0.1:%d", port))
+	c.line(t, fmt.Sprintf("push:srt://127.0.0.1:%d: 45 access units written, 0 lost: ok", port))
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("exit %d, want 0; stderr: %s", code, c.stderr.String())
+	}
+	select { // the receiver ends when the publisher closes
+	case <-ffDone:
+		ffDone <- nil
+	case <-time.After(20 * time.Second):
+		t.Fatal("ffmpeg did not end after the publisher closed")
+	}
+	// SRT's live mode drops what is in flight at close: the last picture
+	// may be cut (ffmpeg says so on stderr), the others decode.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := 0
+	if err := mediatest.Decode(ctx, got, 160, 120, nil, nil, func(int, []byte) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n < 40 {
+		t.Fatalf("decoded %d pictures, want about 45", n)
+	}
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
 // TestServeSmallItems: a camera that cannot start reports GStreamer's

@@ -165,6 +165,14 @@ func (e *Element) CountBuffers(pad string, c *Counter) bool {
 	return C.sk_counter_probe(e.p, cs, c.p) != 0
 }
 
+// CountRendered makes c count the buffers (and buffer lists) that reach
+// any sink element of the pipeline, and returns how many sink pads it
+// watches. A sink handles one buffer at a time per pad, so a buffer that
+// arrives shows the one before it was rendered.
+func (p *Pipeline) CountRendered(c *Counter) int {
+	return int(C.sk_counter_probe_sinks(p.p, c.p))
+}
+
 // ScanPath adds the plugins found under path to the registry (for a
 // GST_PLUGIN_PATH learnt after GStreamer was initialised).
 func ScanPath(path string) {

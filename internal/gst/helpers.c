@@ -259,7 +259,7 @@ int sk_force_key_unit(GstElement *enc) {
 
 static GstPadProbeReturn sk_count_cb(GstPad *pad, GstPadProbeInfo *info, gpointer user) {
   (void)pad;
-  if (info->type & GST_PAD_PROBE_TYPE_BUFFER) g_atomic_int_inc((gint *)user);
+  if (info->type & (GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST)) g_atomic_int_inc((gint *)user);
   return GST_PAD_PROBE_OK;
 }
 
@@ -275,6 +275,42 @@ int sk_counter_probe(GstElement *e, const char *padname, gint *c) {
 }
 
 gint sk_counter_get(gint *c) { return g_atomic_int_get(c); }
+
+// Adds a counting probe (buffers and buffer lists) to every sink pad of
+// every sink element of the bin; returns how many pads it probes.
+int sk_counter_probe_sinks(GstElement *bin, gint *c) {
+  int n = 0;
+  GstIterator *it = gst_bin_iterate_sinks(GST_BIN(bin));
+  GValue v = G_VALUE_INIT;
+  gboolean done = FALSE;
+  while (!done) {
+    switch (gst_iterator_next(it, &v)) {
+    case GST_ITERATOR_OK: {
+      GstElement *e = g_value_get_object(&v);
+      GstIterator *pit = gst_element_iterate_sink_pads(e);
+      GValue pv = G_VALUE_INIT;
+      while (gst_iterator_next(pit, &pv) == GST_ITERATOR_OK) {
+        gst_pad_add_probe(g_value_get_object(&pv), GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+                          sk_count_cb, c, NULL);
+        n++;
+        g_value_reset(&pv);
+      }
+      g_value_unset(&pv);
+      gst_iterator_free(pit);
+      g_value_reset(&v);
+      break;
+    }
+    case GST_ITERATOR_RESYNC:
+      gst_iterator_resync(it);
+      break;
+    default:
+      done = TRUE;
+    }
+  }
+  g_value_unset(&v);
+  gst_iterator_free(it);
+  return n;
+}
 
 void sk_scan_path(const char *path) { gst_registry_scan_path(gst_registry_get(), path); }
 

@@ -78,6 +78,7 @@ gint *sk_counter_new(void);
 void sk_counter_free(gint *c);
 int  sk_counter_probe(GstElement *e, const char *pad, gint *c);
 gint sk_counter_get(gint *c);
+int  sk_counter_probe_sinks(GstElement *bin, gint *c);
 void sk_scan_path(const char *path);
 
 // GStreamer's default I420 layout of w x h (gst_video_info_set_format):

@@ -64,6 +64,9 @@ func TestPushToRealReceivers(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { _ = ff.Process.Kill(); _ = ff.Wait() }()
+			if c.name == "rtmp" { // ffmpeg takes one client: see its socket listen, do not connect
+				waitListening(t, port, 20*time.Second)
+			}
 			push, err := skyline.NewPush(fmt.Sprintf(c.url, port))
 			if err != nil {
 				t.Fatal(err)
@@ -133,3 +136,26 @@ func TestPushToRealReceivers(t *testing.T) {
 }
 
 func containsSecret(s string) bool { return strings.Contains(s, "secretkey") }
+
+// waitListening waits until a TCP socket listens on port (a row in state
+// 0A of /proc/net/tcp or tcp6), without connecting to it, for at most d.
+func waitListening(t *testing.T, port int, d time.Duration) {
+	t.Helper()
+	want := fmt.Sprintf(":%04X ", port)
+	deadline := time.Now().Add(d)
+	for {
+		for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+			b, _ := os.ReadFile(f)
+			for _, line := range strings.Split(string(b), "\n") {
+				fields := strings.Fields(line)
+				if len(fields) > 3 && strings.HasSuffix(fields[1]+" ", want) && fields[3] == "0A" {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on port %d after %v", port, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -22,7 +22,18 @@ func TestManyViewersAndAStalledOne(t *testing.T) {
 	// A small queue and write timeout, so that the stalled viewer overflows
 	// and is disconnected within the window.
 	srv := newServer(t, rtsp.ServerConfig{WriteQueueSize: 64, WriteTimeout: 4 * time.Second, SocketWriteBuffer: 32 << 10})
-	sl := startSkyLine(t, srv, "/many", w, h, fps, skyline.Encoder{})
+	// A live loop's settings: Put never waits (a held-up encoder shows as
+	// refused frames, asserted below) and frames keep their capture times,
+	// so Put's latency is its own work only.
+	sl, err := rtsp.NewSkyLine(srv, "/many", skyline.Config{NoDotEnv: true, Logger: testLogger,
+		Drop: skyline.DropNewest, Timestamps: skyline.TimestampsCapture})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sl.Close() })
+	if err := sl.Start(skyline.Params{FPS: fps, Width: w, Height: h}); err != nil {
+		t.Fatal(err)
+	}
 	st := srv.Stream("/many")
 	f := startFeeder(t, sl, w, h, fps, 0)
 	waitReady(t, st.URL())

@@ -1,10 +1,8 @@
 package mediatest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os/exec"
 	"strconv"
 )
@@ -22,35 +20,12 @@ func DecodeRTSPSrc(ctx context.Context, url string, w, h, n int, extra []string,
 		"video/x-raw,format=BGR,width="+strconv.Itoa(w)+",height="+strconv.Itoa(h), "!",
 		"fdsink", "fd=1", "sync=false")
 	cmd := exec.CommandContext(ctx, "gst-launch-1.0", args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
+	i, stderr, err := readPictures(cmd, w, h, n, each)
 	if err != nil {
 		return err
 	}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	buf := make([]byte, w*h*3)
-	i := 0
-	var cbErr error
-	for i < n {
-		if _, err := io.ReadFull(out, buf); err != nil {
-			break
-		}
-		if cbErr = each(i, buf); cbErr != nil {
-			break
-		}
-		i++
-	}
-	_ = cmd.Process.Kill()
-	_, _ = io.Copy(io.Discard, out)
-	_ = cmd.Wait()
-	if cbErr != nil {
-		return cbErr
-	}
 	if i < n {
-		return fmt.Errorf("gst-launch rtspsrc %s: %d of %d pictures: %s", url, i, n, stderr.String())
+		return fmt.Errorf("gst-launch rtspsrc %s: %d of %d pictures: %s", url, i, n, stderr)
 	}
 	return nil
 }

@@ -33,14 +33,29 @@ for i in range(n):
 // reused), until n or each returns an error.
 func DecodeOpenCV(ctx context.Context, url, backend string, w, h, n int, each func(i int, bgr []byte) error) error {
 	cmd := exec.CommandContext(ctx, "/usr/bin/python3", "-c", openCVScript, url, backend, strconv.Itoa(n))
+	i, stderr, err := readPictures(cmd, w, h, n, each)
+	if err != nil {
+		return err
+	}
+	if i < n {
+		return fmt.Errorf("OpenCV %s %s: %d of %d pictures: %s", backend, url, i, n, stderr)
+	}
+	return nil
+}
+
+// readPictures runs cmd, which writes w x h BGR pictures to its stdout, and
+// calls each with the first n of them (the slice is reused). It returns how
+// many were read, cmd's stderr, and each's error; cmd is killed and waited
+// for at the end.
+func readPictures(cmd *exec.Cmd, w, h, n int, each func(i int, bgr []byte) error) (int, string, error) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return err
+		return 0, "", err
 	}
 	if err := cmd.Start(); err != nil {
-		return err
+		return 0, "", err
 	}
 	buf := make([]byte, w*h*3)
 	i := 0
@@ -57,11 +72,5 @@ func DecodeOpenCV(ctx context.Context, url, backend string, w, h, n int, each fu
 	_ = cmd.Process.Kill()
 	_, _ = io.Copy(io.Discard, out)
 	_ = cmd.Wait()
-	if cbErr != nil {
-		return cbErr
-	}
-	if i < n {
-		return fmt.Errorf("OpenCV %s %s: %d of %d pictures: %s", backend, url, i, n, stderr.String())
-	}
-	return nil
+	return i, stderr.String(), cbErr
 }

@@ -55,7 +55,9 @@
 // sends nothing is closed after FirstRequestTimeout (10 s), and a request
 // must arrive whole within ReadTimeout (10 s) of its first byte.
 // Connections are capped server-wide and per client address
-// (MaxConnections, MaxConnectionsPerClient), with a log line. A server
+// (MaxConnections, MaxConnectionsPerClient), with a log line; the
+// per-client cap counts sessions as well, since a UDP session outlives its
+// connection. A server
 // that stops serving by itself all the same is logged, reported to each
 // stream's SkyLine as an EventError wrapping ErrServerFailed, and sent on
 // Server.Failed.

@@ -59,10 +59,23 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	if res != nil {
 		return res, nil, err
 	}
-	if v := viewerOf(ctx.Session); v != nil && v.st != st {
+	v := viewerOf(ctx.Session)
+	if v != nil && v.st != st {
 		return &base.Response{StatusCode: base.StatusBadRequest, StatusMessage: "Bad Request (one path per session)"}, nil, nil
 	}
-	st.addViewer(ctx.Session, ctx.Conn, ss)
+	if v == nil {
+		addr := ctx.Conn.NetConn().RemoteAddr().String()
+		if !h.s.sessions.take(addr) {
+			h.s.sessions.logs.Do(func() {
+				h.s.log.Warn("refused a SETUP: too many sessions from this address (MaxConnectionsPerClient)",
+					"remote", addr, "max_connections_per_client", h.s.cfg.MaxConnectionsPerClient,
+					"refused_total", h.s.sessions.refused.Load())
+			})
+			return &base.Response{StatusCode: base.StatusServiceUnavailable,
+				StatusMessage: "Service Unavailable (too many sessions from this address)"}, nil, nil
+		}
+		st.addViewer(ctx.Session, addr, ss)
+	}
 	// gortsplib (5.6.5) delays its SETUP response by 1 s for any client
 	// whose User-Agent starts with "GStreamer", a workaround for
 	// rtspclientsink, which publishes. This server only plays, and the

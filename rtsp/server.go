@@ -78,7 +78,9 @@ type ServerConfig struct {
 	// MaxConnections caps the TCP connections served at once; beyond it a
 	// new connection is closed at once, with a warning (one per second at
 	// most). Default 1000. MaxConnectionsPerClient caps them per client IP
-	// address. Default 100.
+	// address, and caps that address's sessions too (a UDP session outlives
+	// its connection until IdleTimeout; beyond the cap SETUP is answered
+	// 503). Default 100.
 	MaxConnections          int
 	MaxConnectionsPerClient int
 	// WriteTimeout bounds one write to a viewer: a viewer that does not
@@ -228,7 +230,8 @@ type Server struct {
 	addr    net.Addr
 	streams pathmap.Map[*Stream]
 
-	failed chan error // Failed
+	failed   chan error  // Failed
+	sessions *sessionCap // sessions per client address
 }
 
 // NewServer validates cfg and returns a stopped server.
@@ -238,7 +241,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With(slog.String("component", "rtsp")),
-		methods: cfg.AuthMethods, failed: make(chan error, 1)}
+		methods: cfg.AuthMethods, failed: make(chan error, 1), sessions: newSessionCap(cfg.MaxConnectionsPerClient)}
 	s.tls = cfg.TLSConfig
 	if s.tls == nil && cfg.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)

@@ -489,11 +489,9 @@ func viewerOf(sess *gortsplib.ServerSession) *viewer {
 
 // addViewer attaches a viewer to a session at SETUP. Its address is taken
 // now: when the session closes it may have no connection left to ask.
-func (s *Stream) addViewer(sess *gortsplib.ServerSession, conn *gortsplib.ServerConn, ss *gortsplib.ServerStream) {
-	if v := viewerOf(sess); v != nil {
-		return
-	}
-	v := &viewer{st: s, sess: sess, ss: ss, addr: conn.NetConn().RemoteAddr().String()}
+// Its session was counted against the address's cap (sessionCap.take).
+func (s *Stream) addViewer(sess *gortsplib.ServerSession, addr string, ss *gortsplib.ServerStream) {
+	v := &viewer{st: s, sess: sess, ss: ss, addr: addr}
 	sess.SetUserData(v)
 	s.vmu.Lock()
 	s.viewers[v] = struct{}{}
@@ -542,6 +540,9 @@ func (v *viewer) gone(err error) {
 	_, ok := s.viewers[v]
 	delete(s.viewers, v)
 	s.vmu.Unlock()
+	if ok {
+		s.srv.sessions.release(v.addr)
+	}
 	if ok && !v.kicked && errors.Is(err, os.ErrDeadlineExceeded) {
 		// A write blocked for WriteTimeout: the viewer stopped reading.
 		s.kicked.Add(1)

@@ -152,7 +152,7 @@ func newStream(srv *Server, path string, opts StreamOptions) *Stream {
 	s := &Stream{srv: srv, path: path, opts: opts, viewers: map[*viewer]struct{}{},
 		log: srv.log.With(slog.String("path", path))}
 	if opts.Offline != nil {
-		s.card = card.New(*opts.Offline, path, s.log, s.writeCard)
+		s.card = card.New(*opts.Offline, path, s.log, s.writeCard, s.watched)
 		s.card.Show(card.Waiting, 0, 0)
 	}
 	return s
@@ -182,6 +182,14 @@ func (s *Stream) Viewers() int {
 		}
 	}
 	return n
+}
+
+// watched tells the offline card whether any viewer is set up (see
+// card.New): with none, it is not drawn at its frame rate.
+func (s *Stream) watched() bool {
+	s.vmu.Lock()
+	defer s.vmu.Unlock()
+	return len(s.viewers) > 0
 }
 
 // Stats reads the stream's counters.

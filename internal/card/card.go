@@ -31,10 +31,11 @@ type Output func(au *skyline.AccessUnit, at time.Time)
 // owns the encoder; Show, Hide and Kick only record what is wanted and
 // never wait, so a stream may call them under its own lock.
 type Source struct {
-	cfg   skyline.OfflineCard
-	title string
-	out   Output
-	log   *slog.Logger
+	cfg     skyline.OfflineCard
+	title   string
+	out     Output
+	watched func() bool
+	log     *slog.Logger
 
 	mu   sync.Mutex // guards want
 	want state
@@ -53,13 +54,22 @@ type state struct {
 }
 
 // New starts a Source, hidden. cfg must be valid (OfflineCard.Validate).
-func New(cfg skyline.OfflineCard, path string, log *slog.Logger, out Output) *Source {
+//
+// watched (nil: always true) tells whether anybody watches the stream; it
+// is called on the Source's goroutine, with no lock held. While nobody
+// does, the shown card is drawn and encoded only when it appears or
+// changes (so that the stream can describe itself to the next viewer) and
+// when kicked, not at cfg.FPS: an idle server spends no CPU on it.
+func New(cfg skyline.OfflineCard, path string, log *slog.Logger, out Output, watched func() bool) *Source {
 	cfg = cfg.WithDefaults()
 	title := cfg.Title
 	if title == "" {
 		title = path
 	}
-	s := &Source{cfg: cfg, title: title, out: out, log: log, want: state{w: cfg.Width, h: cfg.Height},
+	if watched == nil {
+		watched = func() bool { return true }
+	}
+	s := &Source{cfg: cfg, title: title, out: out, watched: watched, log: log, want: state{w: cfg.Width, h: cfg.Height},
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 	return s
@@ -203,6 +213,9 @@ func (s *Source) run() {
 		// otherwise the ticker paces it.
 		if woken && !fresh && (!want.kicked || t.Sub(last) < 100*time.Millisecond) {
 			continue
+		}
+		if !woken && !fresh && !want.kicked && !s.watched() {
+			continue // nobody watches: the ticker draws nothing
 		}
 		if want.kicked {
 			s.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,7 +80,7 @@ func size(t *testing.T, au *skyline.AccessUnit) (int, int, bool) {
 func TestSource(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c := &collected{ch: make(chan struct{}, 1)}
-	src := card.New(skyline.OfflineCard{Width: 160, Height: 96, FPS: 5}, "/t", log, c.out)
+	src := card.New(skyline.OfflineCard{Width: 160, Height: 96, FPS: 5}, "/t", log, c.out, nil)
 	defer src.Close()
 	src.Show(card.Waiting, 0, 0)
 	c.waitN(t, 4, 20*time.Second)
@@ -111,4 +112,31 @@ func TestSource(t *testing.T) {
 	}
 	src.Close()
 	src.Close() // idempotent
+}
+
+// TestSourceIdleWhileUnwatched: while nobody watches, a shown card is drawn
+// once when it appears and once per change or kick, not at its frame rate
+// (an idle server spends no CPU on it); once watched, it plays at its rate.
+func TestSourceIdleWhileUnwatched(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c := &collected{ch: make(chan struct{}, 1)}
+	var watched atomic.Bool
+	src := card.New(skyline.OfflineCard{Width: 160, Height: 96, FPS: 10}, "/t", log, c.out, watched.Load)
+	defer src.Close()
+	src.Show(card.Waiting, 0, 0)
+	c.waitN(t, 1, 20*time.Second)      // drawn once: the stream can describe itself
+	time.Sleep(600 * time.Millisecond) // six frame times: nothing more may come
+	if n := c.count(); n != 1 {
+		t.Fatalf("%d access units while nobody watches, want 1", n)
+	}
+	src.Show(card.Stopped, 0, 0) // a change is drawn
+	c.waitN(t, 2, 20*time.Second)
+	src.Kick() // a viewer joining asks for a picture now
+	c.waitN(t, 3, 20*time.Second)
+	time.Sleep(300 * time.Millisecond) // three frame times: nothing more may come
+	if n := c.count(); n != 3 {
+		t.Fatalf("%d access units, want 3 (appear, change, kick)", n)
+	}
+	watched.Store(true)
+	c.waitN(t, 8, 20*time.Second) // watched: the ticker draws
 }

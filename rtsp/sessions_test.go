@@ -56,6 +56,12 @@ func rawRTSP(c net.Conn, r *bufio.Reader, cseq int, method, url string, hdr ...s
 // its own, then closes the connection (the session lives on: RFC 2326
 // sessions are not tied to a connection). It returns the SETUP status.
 func udpSessionThenHangUp(addr, url string, port int) (int, error) {
+	return udpSession(addr, url, port, true)
+}
+
+// udpSession sets up one UDP session on a connection of its own, plays it
+// if play, and hangs up. It returns the SETUP status.
+func udpSession(addr, url string, port int, play bool) (int, error) {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		return 0, err
@@ -70,6 +76,9 @@ func udpSessionThenHangUp(addr, url string, port int) (int, error) {
 	if err != nil || code != 200 {
 		return code, err
 	}
+	if !play {
+		return code, nil
+	}
 	sess, _, _ := strings.Cut(h.Get("Session"), ";")
 	if code, _, err := rawRTSP(c, r, 3, "PLAY", url+"/", "Session: "+sess); err != nil || code != 200 {
 		return 0, fmt.Errorf("PLAY: %d %v", code, err)
@@ -83,7 +92,7 @@ func udpSessionThenHangUp(addr, url string, port int) (int, error) {
 // stream) past the per-client connection cap. Sessions count against
 // MaxConnectionsPerClient too: beyond it SETUP is answered 503, and the
 // stream keeps at most that many viewers of one address; a session that
-// ends frees its place.
+// ends (played or not, at IdleTimeout) frees its place.
 func TestUDPSessionsCountedPerClient(t *testing.T) {
 	const perClient = 3
 	logs := &syncBuffer{}
@@ -127,4 +136,16 @@ func TestUDPSessionsCountedPerClient(t *testing.T) {
 	if code, err := udpSessionThenHangUp(srv.Addr().String(), url, freeUDPPair(t)); err != nil || code != 200 {
 		t.Fatalf("SETUP after the idle sessions ended: %d %v", code, err)
 	}
+
+	// Sessions set up and never played do not pile up either (gortsplib
+	// ends them with their connection, or at IdleTimeout).
+	for i := 0; i < 2*perClient; i++ {
+		if code, err := udpSession(srv.Addr().String(), url, freeUDPPair(t), false); err != nil || (code != 200 && code != 503) {
+			t.Fatalf("SETUP %d without PLAY: %d %v", i, code, err)
+		}
+	}
+	waitFor(t, 10*time.Second, "the sessions never played to end", func() bool {
+		code, _ := udpSession(srv.Addr().String(), url, freeUDPPair(t), false)
+		return code == 200
+	})
 }

@@ -2,6 +2,7 @@ package webrtc_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -192,5 +193,141 @@ func TestWHEPRequestLimits(t *testing.T) {
 	code, body, err := postOffer(st.WHEPURL(), makeOffer(t))
 	if err != nil || code != http.StatusCreated {
 		t.Fatalf("an offer afterwards: %d %q %v", code, body, err)
+	}
+}
+
+// TestWHEPHeldOffersCapped: offers that arrive before the stream's first
+// picture take a MaxSessions slot before they are held: beyond the cap
+// they are refused at once with 503 and the reason, while the held ones
+// wait; once the stream starts, the held ones are answered and play.
+// Before, every offer was held (a goroutine, a connection and its body
+// each, without bound) and the cap applied only after the hold.
+func TestWHEPHeldOffersCapped(t *testing.T) {
+	const maxSessions, extra = 3, 4
+	srv := newServer(t, webrtc.ServerConfig{MaxSessions: maxSessions, HoldTimeout: time.Minute})
+	st, err := srv.AddStream("/cam", webrtc.StreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		c   *whepclient.Client
+		err error
+	}
+	results := make(chan result, maxSessions+extra)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for i := 0; i < maxSessions+extra; i++ {
+		go func() {
+			c, err := whepclient.Dial(ctx, st.WHEPURL(), whepclient.Options{})
+			results <- result{c, err}
+		}()
+	}
+	var answered []*whepclient.Client
+	defer func() {
+		for _, c := range answered {
+			c.Close()
+		}
+	}()
+	// The extra offers are refused while the others are held (HoldTimeout
+	// is a minute: a held offer cannot be answered meanwhile).
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	for refused := 0; refused < extra; {
+		select {
+		case r := <-results:
+			if r.err == nil {
+				answered = append(answered, r.c)
+				t.Fatal("an offer was answered 201 before the stream had a picture")
+			}
+			var he *whepclient.HTTPError
+			if !errors.As(r.err, &he) || he.Status != http.StatusServiceUnavailable || !strings.Contains(he.Body, "MaxSessions") {
+				t.Fatalf("an offer beyond MaxSessions: %v, want 503 naming MaxSessions", r.err)
+			}
+			refused++
+		case <-deadline.C:
+			t.Fatalf("%d offers beyond MaxSessions %d on a stream without a picture: none refused within 20 s (held with the others)",
+				extra, maxSessions)
+		}
+	}
+	for st.Stats().HeldOffers < maxSessions {
+		select {
+		case <-deadline.C:
+			t.Fatalf("%d offers held, want %d", st.Stats().HeldOffers, maxSessions)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if n := st.Stats().HeldOffers; n != maxSessions {
+		t.Fatalf("%d offers held, want %d (the refused ones are not held)", n, maxSessions)
+	}
+	select {
+	case r := <-results:
+		t.Fatalf("a held offer was answered before the stream started: %v", r.err)
+	default:
+	}
+	// One more, now: refused at once too.
+	code, body, err := postOffer(st.WHEPURL(), makeOffer(t))
+	if err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, "MaxSessions") {
+		t.Fatalf("an offer beyond the cap while %d are held: %d %q %v", maxSessions, code, body, err)
+	}
+	sl := startSkyLine(t, smallW, smallH, smallFPS, nil, st)
+	startFeeder(t, sl, smallW, smallH, smallFPS)
+	for i := 0; i < maxSessions; i++ {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("held offer %d: %v", i, r.err)
+		}
+		answered = append(answered, r.c)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(answered))
+	for i, c := range answered {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pics, err := tryDecodeN(c, smallW, smallH, 10, 30*time.Second)
+			if err == nil {
+				err = consecutive(pics)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("held viewer %d: %v", i, err)
+		}
+	}
+	if s := st.Stats(); s.Sessions != maxSessions {
+		t.Fatalf("%d sessions, want %d", s.Sessions, maxSessions)
+	}
+}
+
+// TestWHEPMaxViewersCountsHeldOffers: MaxViewers also counts the offers
+// held for the first picture.
+func TestWHEPMaxViewersCountsHeldOffers(t *testing.T) {
+	srv := newServer(t, webrtc.ServerConfig{MaxViewers: 1, HoldTimeout: time.Minute})
+	st, err := srv.AddStream("/cam", webrtc.StreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer := makeOffer(t)
+	held := make(chan int, 1)
+	go func() {
+		code, _, _ := postOffer(st.WHEPURL(), offer)
+		held <- code
+	}()
+	for deadline := time.Now().Add(20 * time.Second); st.Stats().HeldOffers == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first offer was not held")
+		}
+	}
+	code, body, err := postOffer(st.WHEPURL(), makeOffer(t))
+	if err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, "MaxViewers") {
+		t.Fatalf("a second offer with MaxViewers 1 and one held: %d %q %v", code, body, err)
+	}
+	sl := startSkyLine(t, smallW, smallH, smallFPS, nil, st)
+	startFeeder(t, sl, smallW, smallH, smallFPS)
+	if code := <-held; code != http.StatusCreated {
+		t.Fatalf("the held offer: %d", code)
 	}
 }

@@ -585,7 +585,7 @@ func (s *Server) credentials() credentials { return credentials{s.cfg.User, s.cf
 
 // refusedLog logs that an offer was refused by MaxSessions, at most once a
 // second (a flood must not flood the log), with the count since.
-func (s *Server) refusedLog(remote string, sessions int) {
+func (s *Server) refusedLog(remote string, sessions, offers int) {
 	s.mu.Lock()
 	s.refused++
 	now := time.Now()
@@ -597,5 +597,5 @@ func (s *Server) refusedLog(remote string, sessions int) {
 	s.refused, s.refusedT = 0, now
 	s.mu.Unlock()
 	s.log.Warn("refused WHEP offers: too many sessions (MaxSessions)", "remote", remote, "refused", n,
-		"sessions", sessions, "max_sessions", s.cfg.MaxSessions)
+		"sessions", sessions, "offers_waiting", offers, "max_sessions", s.cfg.MaxSessions)
 }

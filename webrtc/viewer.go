@@ -60,12 +60,12 @@ func (s *Stream) reserve(remote string) (*reservation, error) {
 	s.vmu.Unlock()
 	srv.mu.Lock()
 	if len(srv.sessions)+srv.pending >= srv.cfg.MaxSessions {
-		n := len(srv.sessions) + srv.pending
+		n, pending := len(srv.sessions), srv.pending
 		srv.mu.Unlock()
 		s.vmu.Lock()
 		s.pending--
 		s.vmu.Unlock()
-		srv.refusedLog(remote, n)
+		srv.refusedLog(remote, n, pending)
 		return nil, fmt.Errorf("%w on this server (MaxSessions %d)", errTooMany, srv.cfg.MaxSessions)
 	}
 	srv.pending++

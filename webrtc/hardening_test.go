@@ -414,8 +414,11 @@ func TestWHEPConnectionCaps(t *testing.T) {
 					t.Fatalf("an admitted connection: %v, want still open", err)
 				}
 			}
-			if !strings.Contains(logText(), "refused a connection: too many connections ("+c.cap+")") {
-				t.Fatalf("no log line naming %s:\n%s", c.cap, logText())
+			// The connection is closed first, then the line is logged.
+			for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logText(), "refused a connection: too many connections ("+c.cap+")"); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no log line naming %s:\n%s", c.cap, logText())
+				}
 			}
 			if c.cap == "MaxConnections" {
 				for _, h := range held {

@@ -53,10 +53,16 @@
 // the reason, which the page shows. For the widest compatibility set
 // skyline.Encoder{Profile: "baseline"} (skyline serve --profile baseline).
 //
-// Limits: at most MaxSessions WHEP sessions (default 100, connected or
-// still connecting: 503 beyond, the sessions playing are not affected), a
-// request must arrive within ReadTimeout (10 s), with headers up to
-// MaxHeaderBytes (431 beyond) and an offer up to MaxOfferBytes (413).
+// Limits: at most MaxSessions WHEP sessions (default 100, connected,
+// still connecting or held for the first picture: 503 at once beyond, the
+// sessions playing are not affected); at most MaxConnections HTTP
+// connections (1000), MaxConnectionsPerClient per client IP address (100),
+// beyond which a connection is closed at once with a warning; accept
+// errors (a full descriptor table) are logged and retried. A request must
+// arrive within ReadTimeout (10 s: a silent or trickling client is cut),
+// with headers up to MaxHeaderBytes (431 beyond) and an offer up to
+// MaxOfferBytes (413); an idle keep-alive connection is closed after
+// IdleTimeout (60 s).
 //
 // Networks: by default the server offers host candidates (loopback
 // included) on ephemeral UDP ports, which needs no external service on a

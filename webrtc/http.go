@@ -144,13 +144,22 @@ func (s *Server) serveWHEP(w http.ResponseWriter, r *http.Request, st *Stream) {
 		http.Error(w, "400 "+err.Error(), http.StatusBadRequest)
 		return
 	}
+	// The slot is taken before the hold: offers waiting for the first
+	// picture count against MaxSessions and MaxViewers, and those beyond
+	// are refused at once.
+	slot, err := st.reserve(r.RemoteAddr)
+	if err != nil {
+		http.Error(w, "503 "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	defer slot.release()
 	if why := st.hold(r.Context(), s.cfg.HoldTimeout); why != "" {
 		http.Error(w, "503 service unavailable: "+why, http.StatusServiceUnavailable)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
-	v, answer, err := st.newViewer(ctx, string(body), r.RemoteAddr)
+	v, answer, err := st.newViewer(ctx, string(body), r.RemoteAddr, slot)
 	switch {
 	case errors.Is(err, errBadOffer):
 		http.Error(w, "400 "+err.Error(), http.StatusBadRequest)

@@ -20,6 +20,7 @@ import (
 	"github.com/pion/stun/v4"
 	pion "github.com/pion/webrtc/v4"
 
+	"github.com/skyline-go/skyline/internal/netguard"
 	"github.com/skyline-go/skyline/internal/pathmap"
 )
 
@@ -30,6 +31,10 @@ const (
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultMaxSessions      = 100
 	DefaultReadTimeout      = 10 * time.Second
+	DefaultIdleTimeout      = 60 * time.Second
+
+	DefaultMaxConnections          = 1000
+	DefaultMaxConnectionsPerClient = 100
 	// MaxOfferBytes bounds a WHEP request body (an SDP offer is a few kB);
 	// larger ones are refused with 413. MaxHeaderBytes bounds a request's
 	// headers (431 beyond).
@@ -111,13 +116,27 @@ type ServerConfig struct {
 	MaxViewers int
 	// MaxSessions limits the WHEP sessions of the whole server, connected
 	// or still connecting (each holds sockets and memory until its
-	// HandshakeTimeout). Offers beyond it are refused with 503; sessions
-	// already playing are not affected. Default 100.
+	// HandshakeTimeout), and the offers held for a stream's first picture
+	// (HoldTimeout). Offers beyond it are refused at once with 503 and the
+	// reason; sessions already playing are not affected. Default 100.
+	// MaxViewers counts held offers the same way.
 	MaxSessions int
-	// ReadTimeout bounds reading one HTTP request, headers and body (a
-	// request announcing a large body that never comes is closed). Default
-	// 10 s.
+	// ReadTimeout bounds reading one HTTP request, headers and body, from
+	// the moment the server waits for it: a new connection that sends
+	// nothing, a client that trickles its headers (slowloris) or a request
+	// announcing a body that never comes is closed after ReadTimeout (net/http's
+	// ReadHeaderTimeout and ReadTimeout). Default 10 s.
 	ReadTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that sends no new request
+	// for this long (net/http's IdleTimeout). Default 60 s.
+	IdleTimeout time.Duration
+	// MaxConnections caps the HTTP connections open at once; beyond it a
+	// new connection is closed at once, with a warning (one per second at
+	// most). Default 1000. MaxConnectionsPerClient caps them per client IP
+	// address. Default 100. (A page uses one or two; WHEP sessions'
+	// media is not counted: it flows over UDP, or TCPPort.)
+	MaxConnections          int
+	MaxConnectionsPerClient int
 
 	// Logger is the parent logger; the server logs with component=webrtc,
 	// and pion's own logs go there too, one level down (pion's errors as
@@ -158,6 +177,15 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.MaxConnectionsPerClient == 0 {
+		c.MaxConnectionsPerClient = DefaultMaxConnectionsPerClient
 	}
 	if c.HoldTimeout == 0 {
 		c.HoldTimeout = DefaultHoldTimeout
@@ -217,8 +245,11 @@ func (c ServerConfig) validate() error {
 	if c.ViewerQueue < 1 || c.ViewerQueue > 1<<16 {
 		return bad("ViewerQueue %d: want 1..%d", c.ViewerQueue, 1<<16)
 	}
-	if c.HandshakeTimeout < 0 || c.MaxViewers < 0 || c.MaxSessions < 0 || c.ReadTimeout < 0 {
-		return bad("negative HandshakeTimeout, MaxViewers, MaxSessions or ReadTimeout")
+	if c.HandshakeTimeout < 0 || c.MaxViewers < 0 || c.MaxSessions < 0 || c.ReadTimeout < 0 || c.IdleTimeout < 0 {
+		return bad("negative HandshakeTimeout, MaxViewers, MaxSessions, ReadTimeout or IdleTimeout")
+	}
+	if c.MaxConnections < 0 || c.MaxConnectionsPerClient < 0 {
+		return bad("negative MaxConnections or MaxConnectionsPerClient")
 	}
 	return nil
 }
@@ -244,7 +275,7 @@ type Server struct {
 	closers  []func() error // the ICE muxes of the running server
 	streams  pathmap.Map[*Stream]
 	sessions map[string]*viewer
-	pending  int       // offers being negotiated (each holds a MaxSessions slot)
+	pending  int       // offers held or being negotiated (each holds a MaxSessions slot)
 	refused  int       // offers refused by MaxSessions since the last log line
 	refusedT time.Time // time of the last log line about them
 
@@ -385,13 +416,19 @@ func (s *Server) Start() error {
 		}
 		return listenErr("HTTP address "+s.cfg.Address, err)
 	}
+	// The guard retries accept errors that pass (a full descriptor table)
+	// with a warning, and closes connections beyond the caps at once
+	// (net/http retries such errors too, but logs them at debug level
+	// only, and has no cap).
+	ln = netguard.New(ln, netguard.Config{Name: "WebRTC", MaxConnections: s.cfg.MaxConnections,
+		MaxConnectionsPerClient: s.cfg.MaxConnectionsPerClient, Logger: s.log})
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}
-	// WriteTimeout leaves room for a WHEP answer, which waits for ICE
-	// gathering (up to 10 s).
+	// WriteTimeout leaves room for a WHEP answer, which waits for the
+	// first picture (HoldTimeout) and ICE gathering (up to 10 s).
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: s.cfg.ReadTimeout, ReadTimeout: s.cfg.ReadTimeout,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: MaxHeaderBytes,
+		WriteTimeout: 30*time.Second + max(s.cfg.HoldTimeout, 0), IdleTimeout: s.cfg.IdleTimeout, MaxHeaderBytes: MaxHeaderBytes,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	served := make(chan struct{})
 	go func() {
@@ -548,7 +585,7 @@ func (s *Server) credentials() credentials { return credentials{s.cfg.User, s.cf
 
 // refusedLog logs that an offer was refused by MaxSessions, at most once a
 // second (a flood must not flood the log), with the count since.
-func (s *Server) refusedLog(remote string, sessions int) {
+func (s *Server) refusedLog(remote string, sessions, offers int) {
 	s.mu.Lock()
 	s.refused++
 	now := time.Now()
@@ -560,5 +597,5 @@ func (s *Server) refusedLog(remote string, sessions int) {
 	s.refused, s.refusedT = 0, now
 	s.mu.Unlock()
 	s.log.Warn("refused WHEP offers: too many sessions (MaxSessions)", "remote", remote, "refused", n,
-		"sessions", sessions, "max_sessions", s.cfg.MaxSessions)
+		"sessions", sessions, "offers_waiting", offers, "max_sessions", s.cfg.MaxSessions)
 }

@@ -128,8 +128,9 @@ type Stream struct {
 	card *card.Source // the offline card, or nil (StreamOptions.Offline)
 	live bool         // (under mu) the open session's first keyframe went out
 
-	vmu     sync.Mutex // guards viewers and the viewers' fan-out fields
+	vmu     sync.Mutex // guards viewers, pending and the viewers' fan-out fields
 	viewers map[*viewer]struct{}
+	pending int // offers held or being negotiated (each holds a MaxViewers slot)
 
 	viewersTotal atomic.Uint64
 	aus          atomic.Uint64

@@ -37,6 +37,58 @@ type viewer struct {
 	closed  bool
 }
 
+// reservation is an offer's slot under MaxSessions (server) and
+// MaxViewers (stream), taken before the offer is held for the first
+// picture or negotiated: offers waiting count against the caps, so a
+// flood is refused at once and costs no goroutine beyond its request.
+type reservation struct {
+	st    *Stream
+	taken bool // the session owns the slots (newViewer)
+	once  sync.Once
+}
+
+// reserve takes an offer's slot, or says which cap refuses it (an error
+// wrapping errTooMany). Only the offer's goroutine uses the reservation.
+func (s *Stream) reserve(remote string) (*reservation, error) {
+	srv := s.srv
+	s.vmu.Lock()
+	if m := srv.cfg.MaxViewers; m > 0 && len(s.viewers)+s.pending >= m {
+		s.vmu.Unlock()
+		return nil, fmt.Errorf("%w on this stream (MaxViewers %d)", errTooMany, m)
+	}
+	s.pending++
+	s.vmu.Unlock()
+	srv.mu.Lock()
+	if len(srv.sessions)+srv.pending >= srv.cfg.MaxSessions {
+		n, pending := len(srv.sessions), srv.pending
+		srv.mu.Unlock()
+		s.vmu.Lock()
+		s.pending--
+		s.vmu.Unlock()
+		srv.refusedLog(remote, n, pending)
+		return nil, fmt.Errorf("%w on this server (MaxSessions %d)", errTooMany, srv.cfg.MaxSessions)
+	}
+	srv.pending++
+	srv.mu.Unlock()
+	return &reservation{st: s}, nil
+}
+
+// release gives the slots back unless the session took them (idempotent).
+func (r *reservation) release() {
+	r.once.Do(func() {
+		if r.taken {
+			return
+		}
+		srv := r.st.srv
+		srv.mu.Lock()
+		srv.pending--
+		srv.mu.Unlock()
+		r.st.vmu.Lock()
+		r.st.pending--
+		r.st.vmu.Unlock()
+	})
+}
+
 func newID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -45,7 +97,9 @@ func newID() string {
 
 // newViewer negotiates a WHEP session from an SDP offer and returns the
 // viewer and its answer (with every host candidate: no trickle needed).
-func (s *Stream) newViewer(ctx context.Context, offer, remote string) (*viewer, string, error) {
+// The offer's slot (reserve) becomes the session's; the caller releases
+// it in every case (a no-op once the session has it).
+func (s *Stream) newViewer(ctx context.Context, offer, remote string, slot *reservation) (*viewer, string, error) {
 	srv := s.srv
 	srv.mu.RLock()
 	api, running := srv.api, srv.running
@@ -56,32 +110,9 @@ func (s *Stream) newViewer(ctx context.Context, offer, remote string) (*viewer, 
 	if err := s.check(); err != nil {
 		return nil, "", err
 	}
-	if m := srv.cfg.MaxViewers; m > 0 && s.sessionCount() >= m {
-		return nil, "", fmt.Errorf("%w on this stream (MaxViewers %d)", errTooMany, m)
-	}
 	if !strings.Contains(strings.ToUpper(offer), "H264/90000") {
 		return nil, "", fmt.Errorf("%w: the offer has no H.264 video", errBadOffer)
 	}
-	// A slot of MaxSessions is taken by the offers being negotiated too,
-	// so that a flood of offers cannot open peer connections without
-	// bound: one beyond the cap costs no socket.
-	srv.mu.Lock()
-	if len(srv.sessions)+srv.pending >= srv.cfg.MaxSessions {
-		n := len(srv.sessions)
-		srv.mu.Unlock()
-		srv.refusedLog(remote, n)
-		return nil, "", fmt.Errorf("%w on this server (MaxSessions %d)", errTooMany, srv.cfg.MaxSessions)
-	}
-	srv.pending++
-	srv.mu.Unlock()
-	released := false
-	defer func() {
-		if !released {
-			srv.mu.Lock()
-			srv.pending--
-			srv.mu.Unlock()
-		}
-	}()
 	// The answer must label the stream with a profile the viewer decodes
 	// (a Constrained-Baseline-only offer, as Firefox may send, answered
 	// with its own label while the stream is High shows black video).
@@ -155,14 +186,15 @@ func (s *Stream) newViewer(ctx context.Context, offer, remote string) (*viewer, 
 		srv.mu.Unlock()
 		return fail(errNotServing)
 	}
-	srv.pending-- // the reserved slot becomes the session's
-	released = true
+	srv.pending-- // the reserved slots become the session's
 	srv.sessions[v.id] = v
 	srv.wg.Add(2)
 	srv.mu.Unlock()
 	s.vmu.Lock()
+	s.pending--
 	s.viewers[v] = struct{}{}
 	s.vmu.Unlock()
+	slot.taken = true
 	if s.check() != nil { // removed meanwhile
 		v.close("stream removed")
 	}

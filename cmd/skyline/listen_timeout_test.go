@@ -1,0 +1,329 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/skyline-go/skyline/internal/mediatest"
+)
+
+// The producer timeout (issue 13, a listening input's producer that
+// delivers no complete frame): each test runs `serve --input unix:SOCK`
+// with a short --producer-timeout and one ffmpeg RTSP viewer, opened before
+// any producer, that must see the card, then live frames, on one session.
+
+// startListening runs serve listening on network ("unix": a socket file,
+// "tcp": a free loopback port) at 320x240 and returns a dialer of its
+// input, the child and the RTSP URL.
+func startListening(t *testing.T, network string, extra ...string) (func() (net.Conn, error), *cli, string) {
+	t.Helper()
+	addr := filepath.Join(t.TempDir(), "in.sock")
+	if network == "tcp" {
+		addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	}
+	args := append([]string{"serve", "--input", network + ":" + addr, "--size", "320x240",
+		"--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--no-udp", "--path", "/x", "--status", "never"}, extra...)
+	c := startCLI(t, args...)
+	url := strings.Fields(c.line(t, "SkyLine: streaming "+network+":"))[4]
+	return func() (net.Conn, error) { return net.Dial(network, addr) }, c, url
+}
+
+// viewerFlags: ffmpeg over TCP, starting at once (the default probing
+// buffers 5 s of the card before the first picture).
+var viewerFlags = []string{"-rtsp_transport", "tcp", "-probesize", "32", "-analyzeduration", "0"}
+
+// watchdog ends the viewer (cancels its context with a cause) unless ok
+// holds d after it is armed.
+type watchdog struct {
+	cancel context.CancelCauseFunc
+}
+
+func (wd watchdog) arm(d time.Duration, what string, ok func() bool) {
+	time.AfterFunc(d, func() {
+		if !ok() {
+			wd.cancel(fmt.Errorf("%s: not within %v", what, d))
+		}
+	})
+}
+
+// phaseState reads a phases' progress.
+func (ph *phases) state() (phase int, cards, lives [4]int) {
+	ph.mu.Lock()
+	defer ph.mu.Unlock()
+	return ph.phase, ph.cards, ph.lives
+}
+
+// watch runs the viewer through the phases; it fails the test with the
+// watchdog's cause or the child's log.
+func watch(t *testing.T, ctx context.Context, c *cli, url string, ph *phases) {
+	t.Helper()
+	err := mediatest.Decode(ctx, url, 320, 240, viewerFlags, nil, func(i int, bgr []byte) error {
+		return ph.see(bgr, 320, 240, "/x")
+	})
+	if !errors.Is(err, errDone) {
+		t.Fatalf("RTSP viewer: %v (cause: %v); stderr: %s", err, context.Cause(ctx), c.stderr.String())
+	}
+	_, cards, lives := ph.state()
+	t.Logf("RTSP viewer: cards %v, live frames %v", cards, lives)
+}
+
+// stopCLI interrupts the child, checks its exit and returns its log.
+func stopCLI(t *testing.T, c *cli) string {
+	t.Helper()
+	_ = c.cmd.Process.Signal(os.Interrupt)
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, c.stderr.String())
+	}
+	return c.stderr.String()
+}
+
+// TestListenSilentConnectionTakenOver: a connection that sends nothing (a
+// stranger's nc, a producer frozen before its first frame) is the active
+// producer when the real one connects; the real one takes over once the
+// silent one has been waited on for the takeover grace (1 s, less than the
+// 2 s bound), and its frames reach the viewer, then the next producer's on
+// the same RTSP session. On main the real producer was refused.
+func TestListenSilentConnectionTakenOver(t *testing.T) {
+	const bound = 2 * time.Second
+	dial, c, url := startListening(t, "unix", "--fps", "30", "--producer-timeout", bound.String())
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	ctx, stop := context.WithTimeout(ctx, 60*time.Second)
+	defer stop()
+	wd := watchdog{cancel}
+
+	var prod atomic.Pointer[producer]
+	t.Cleanup(func() {
+		if p := prod.Load(); p != nil {
+			p.end()
+		}
+	})
+	silentEnd := make(chan error, 1)
+	connect := func(from int) {
+		conn, err := dial()
+		if err != nil {
+			wd.cancel(err)
+			return
+		}
+		prod.Store(produce(conn, 320, 240, from))
+	}
+	var ph *phases
+	ph = &phases{live: 20, next: func(p int) {
+		switch p {
+		case 1:
+			silent, err := dial()
+			if err != nil {
+				wd.cancel(err)
+				return
+			}
+			go func() {
+				defer silent.Close()
+				_ = silent.SetReadDeadline(time.Now().Add(30 * time.Second))
+				_, err := silent.Read(make([]byte, 1))
+				silentEnd <- err
+			}()
+			connect(0)
+			wd.arm(bound+3*time.Second, "the real producer's frames after a silent connection", func() bool {
+				_, _, lives := ph.state()
+				return lives[1] > 0
+			})
+		case 2:
+			prod.Load().end()
+		case 3:
+			connect(1000)
+		}
+	}}
+	watch(t, ctx, c, url, ph)
+	if err := <-silentEnd; errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the silent connection was not closed: %v", err)
+	}
+	prod.Load().end()
+	if log := stopCLI(t, c); !strings.Contains(log, "takes over from a silent one") ||
+		!strings.Contains(log, "replaced by a new producer") {
+		t.Errorf("no log line for the takeover; stderr: %s", log)
+	}
+}
+
+// TestListenProducerHangsMidFrame: a producer streams over TCP, then sends
+// half a frame and hangs with its connection open (a frozen program, a
+// half-open TCP peer). Within the bound its session ends (idle timeout, logged): the
+// viewer shows the offline card, and the next producer's frames follow on
+// the same RTSP session. On main the viewer froze on the last frame and
+// the next producer was refused.
+func TestListenProducerHangsMidFrame(t *testing.T) {
+	const bound = time.Second
+	dial, c, url := startListening(t, "tcp", "--fps", "30", "--producer-timeout", bound.String())
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	ctx, stop := context.WithTimeout(ctx, 60*time.Second)
+	defer stop()
+	wd := watchdog{cancel}
+
+	var prod atomic.Pointer[producer]
+	t.Cleanup(func() {
+		if p := prod.Load(); p != nil {
+			p.end()
+		}
+	})
+	var hung atomic.Pointer[producer]
+	connect := func(from int) {
+		conn, err := dial()
+		if err != nil {
+			wd.cancel(err)
+			return
+		}
+		prod.Store(produce(conn, 320, 240, from))
+	}
+	var ph *phases
+	ph = &phases{live: 20, next: func(p int) {
+		switch p {
+		case 1:
+			connect(0)
+		case 2:
+			first := prod.Load()
+			hung.Store(first)
+			close(first.hang)
+			<-first.hung
+			wd.arm(bound+4*time.Second, "the offline card after a producer hung mid-frame", func() bool {
+				p, cards, _ := ph.state()
+				return p > 2 || cards[2] > 0
+			})
+		case 3:
+			connect(1000)
+		}
+	}}
+	watch(t, ctx, c, url, ph)
+	hung.Load().end()
+	prod.Load().end()
+	if log := stopCLI(t, c); !strings.Contains(log, "idle timeout: frame") || !strings.Contains(log, "within 1s") {
+		t.Errorf("no log line for the idle timeout; stderr: %s", log)
+	}
+}
+
+// TestListenSlowDripDropped: a connection that sends one byte every 200 ms
+// (each read well within the 1 s bound, but never a whole frame) is closed
+// by the bound on its first frame, and the next producer's frames reach
+// the viewer. On main it held the input for as long as it dripped.
+func TestListenSlowDripDropped(t *testing.T) {
+	const bound = time.Second
+	dial, c, url := startListening(t, "unix", "--fps", "30", "--producer-timeout", bound.String())
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	ctx, stop := context.WithTimeout(ctx, 60*time.Second)
+	defer stop()
+	wd := watchdog{cancel}
+
+	var prod atomic.Pointer[producer]
+	t.Cleanup(func() {
+		if p := prod.Load(); p != nil {
+			p.end()
+		}
+	})
+	connect := func(from int) {
+		conn, err := dial()
+		if err != nil {
+			wd.cancel(err)
+			return
+		}
+		prod.Store(produce(conn, 320, 240, from))
+	}
+	dropped := make(chan time.Duration, 1)
+	var ph *phases
+	ph = &phases{live: 20, next: func(p int) {
+		switch p {
+		case 1:
+			drip, err := dial()
+			if err != nil {
+				wd.cancel(err)
+				return
+			}
+			defer drip.Close()
+			wd.arm(bound+4*time.Second, "the slow-drip producer dropped and the next one's frames", func() bool {
+				_, _, lives := ph.state()
+				return lives[1] > 0
+			})
+			start := time.Now()
+			tick := time.NewTicker(200 * time.Millisecond)
+			defer tick.Stop()
+			for sent := 0; ; sent++ {
+				if _, err := drip.Write([]byte{byte(sent)}); err != nil {
+					break // closed by serve
+				}
+				select {
+				case <-tick.C:
+				case <-ctx.Done():
+					return
+				}
+			}
+			dropped <- time.Since(start)
+			connect(0)
+		case 2:
+			prod.Load().end()
+		case 3:
+			connect(1000)
+		}
+	}}
+	watch(t, ctx, c, url, ph)
+	t.Logf("the slow-drip producer was dropped after %v", <-dropped)
+	prod.Load().end()
+	if log := stopCLI(t, c); !strings.Contains(log, "first-frame timeout") {
+		t.Errorf("no log line for the first-frame timeout; stderr: %s", log)
+	}
+}
+
+// TestListenLowFPSProducerKept: at --fps 2 a producer sends a frame every
+// 500 ms, longer than the 300 ms --producer-timeout: the bound is at least
+// 3 frame periods (1.5 s), so it is not dropped between frames; the viewer
+// sees its frames consecutive and nothing times out.
+func TestListenLowFPSProducerKept(t *testing.T) {
+	dial, c, url := startListening(t, "unix", "--fps", "2", "--producer-timeout", "300ms")
+	ctx, stop := context.WithTimeout(context.Background(), 60*time.Second)
+	defer stop()
+	var prod atomic.Pointer[producer]
+	t.Cleanup(func() {
+		if p := prod.Load(); p != nil {
+			p.end()
+		}
+	})
+	cards, lives, prev := 0, 0, -1
+	err := mediatest.Decode(ctx, url, 320, 240, viewerFlags, nil, func(i int, bgr []byte) error {
+		isCard, num, ok := classify(bgr, 320, 240, "/x", false)
+		switch {
+		case !ok:
+			return fmt.Errorf("neither the card nor a live frame (cards %d, live %d)", cards, lives)
+		case isCard && lives > 0:
+			return fmt.Errorf("the card after %d live frames: the producer was dropped", lives)
+		case isCard:
+			if cards++; cards == 2 {
+				conn, err := dial()
+				if err != nil {
+					return err
+				}
+				prod.Store(producePaced(conn, 320, 240, 0, 500*time.Millisecond))
+			}
+			return nil
+		case prev >= 0 && num != prev+1:
+			return fmt.Errorf("frame %d after %d", num, prev)
+		}
+		prev = num
+		if lives++; lives == 6 {
+			return errDone
+		}
+		return nil
+	})
+	if !errors.Is(err, errDone) {
+		t.Fatalf("RTSP viewer: %v; stderr: %s", err, c.stderr.String())
+	}
+	prod.Load().end()
+	if log := stopCLI(t, c); strings.Contains(log, "--producer-timeout") || strings.Contains(log, "producer ended") {
+		t.Errorf("the low-fps producer was dropped; stderr: %s", log)
+	}
+}

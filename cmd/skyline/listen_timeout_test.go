@@ -327,3 +327,84 @@ func TestListenLowFPSProducerKept(t *testing.T) {
 		t.Errorf("the low-fps producer was dropped; stderr: %s", log)
 	}
 }
+
+// TestListenTimeoutFormats: the bound holds for raw and framed input alike,
+// whatever part of a frame is missing: a connection that sends nothing, one
+// that hangs inside a header (framed) or a frame after a complete frame, and
+// one that drips a byte every 100 ms after a complete frame are each closed
+// by serve within the bound (plus a session's stop), with the log line
+// naming the bound.
+func TestListenTimeoutFormats(t *testing.T) {
+	const w, h = 64, 48
+	const bound = 500 * time.Millisecond
+	frame := make([]byte, w*h*3)
+	for _, format := range []string{"raw", "framed"} {
+		t.Run(format, func(t *testing.T) {
+			dial, c, _ := startListening(t, "unix", "--size", fmt.Sprintf("%dx%d", w, h), "--fps", "30",
+				"--format", format, "--producer-timeout", bound.String())
+			whole := frame
+			if format == "framed" {
+				whole = append(framedHeaderBytes(time.Now(), w, h, "bgr24"), frame...)
+			}
+			cases := []struct {
+				name string
+				send func(conn net.Conn) error
+			}{
+				{"nothing", func(net.Conn) error { return nil }},
+				{"half a frame", func(conn net.Conn) error {
+					_, err := conn.Write(append(append([]byte{}, whole...), whole[:len(whole)/2]...))
+					return err
+				}},
+				{"half a header", func(conn net.Conn) error {
+					_, err := conn.Write(append(append([]byte{}, whole...), whole[:10]...))
+					return err
+				}},
+				{"a byte every 100 ms", func(conn net.Conn) error {
+					if _, err := conn.Write(whole); err != nil {
+						return err
+					}
+					go func() {
+						tick := time.NewTicker(100 * time.Millisecond)
+						defer tick.Stop()
+						for range tick.C {
+							if _, err := conn.Write([]byte{0}); err != nil {
+								return // closed by serve (or by the test)
+							}
+						}
+					}()
+					return nil
+				}},
+			}
+			for _, tc := range cases {
+				conn, err := dial()
+				if err != nil {
+					t.Fatal(err)
+				}
+				start := time.Now()
+				if err := tc.send(conn); err != nil {
+					t.Fatalf("%s: %v", tc.name, err)
+				}
+				_ = conn.SetReadDeadline(time.Now().Add(bound + 5*time.Second))
+				_, err = conn.Read(make([]byte, 1))
+				took := time.Since(start)
+				conn.Close()
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatalf("%s: not closed by serve within %v", tc.name, bound+5*time.Second)
+				}
+				t.Logf("%s: closed after %v", tc.name, took.Round(time.Millisecond))
+			}
+			log := stopCLI(t, c)
+			for _, want := range []struct {
+				line string
+				n    int
+			}{
+				{"first-frame timeout: no complete frame within 500ms", 1},
+				{"idle timeout: frame 2 not complete within 500ms", 3},
+			} {
+				if n := strings.Count(log, want.line); n != want.n {
+					t.Errorf("%d log lines with %q, want %d; stderr: %s", n, want.line, want.n, log)
+				}
+			}
+		})
+	}
+}

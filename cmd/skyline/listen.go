@@ -267,9 +267,10 @@ func (l *listener) accept() {
 		}
 		select {
 		case l.conns <- pc:
-			// From now on a frame is awaited (admit runs only here, so
-			// the time pc spent handed over does not count).
-			pc.waitSince.CompareAndSwap(0, time.Now().UnixNano())
+			// Next stamps the time its first frame is awaited from (the
+			// time pc spent handed over does not count) before admit
+			// judges it.
+			<-pc.received
 		case <-l.done:
 			_ = c.Close()
 			return
@@ -280,8 +281,8 @@ func (l *listener) accept() {
 // admit decides whether pc becomes the active producer: at once when there
 // is none; in place of the active one when that has been waiting for a
 // frame for the grace (waiting up to the grace to see whether it is only
-// between two frames); never while it streams (it delivered a frame within
-// the grace, or its frames are being encoded).
+// between two frames, or ends); never while it streams (it delivers a frame
+// within the grace, or its frames are being encoded).
 func (l *listener) admit(pc *producerConn) bool {
 	for {
 		l.mu.Lock()
@@ -316,6 +317,7 @@ func (l *listener) admit(pc *producerConn) bool {
 		timer := time.NewTimer(l.grace - silent)
 		select {
 		case <-a.gone:
+		case <-a.delivered: // refused at once when it streams
 		case <-timer.C:
 		case <-l.done:
 			timer.Stop()
@@ -346,6 +348,8 @@ func (l *listener) Next(ctx context.Context) (input, error) {
 	case <-l.done:
 		return nil, io.EOF
 	case pc := <-l.conns:
+		pc.waitSince.Store(time.Now().UnixNano())
+		close(pc.received)
 		l.log.Info("producer connected", "input", l.what, "remote", pc.remote)
 		in, err := openReader(pc, func() { _ = pc.Close() }, l.o)
 		if err != nil {
@@ -394,6 +398,8 @@ type producerConn struct {
 	net.Conn
 	remote    string
 	gone      chan struct{} // closed when released
+	received  chan struct{} // closed when Next took it
+	delivered chan struct{} // signalled when a frame is complete (wakes admit)
 	goneOnce  sync.Once
 	waitSince atomic.Int64 // Unix ns the current frame has been awaited since; 0 while one is streamed
 	got       atomic.Int64 // bytes of the current frame read so far
@@ -408,7 +414,8 @@ func newProducerConn(c net.Conn) *producerConn {
 	} else if pid := peerPID(c); pid > 0 {
 		remote = fmt.Sprintf("unix socket peer pid %d", pid)
 	}
-	return &producerConn{Conn: c, remote: remote, gone: make(chan struct{})}
+	return &producerConn{Conn: c, remote: remote, gone: make(chan struct{}), received: make(chan struct{}),
+		delivered: make(chan struct{}, 1)}
 }
 
 func (p *producerConn) Read(b []byte) (int, error) {
@@ -454,6 +461,10 @@ func (c *connInput) Next(ctx context.Context) (skyline.Frame, error) {
 	if err == nil {
 		c.pc.waitSince.Store(0) // on error it stays: no frame came
 		c.pc.frames.Add(1)
+		select {
+		case c.pc.delivered <- struct{}{}:
+		default:
+		}
 		return f, nil
 	}
 	if msg := c.pc.replaced.Load(); msg != nil {

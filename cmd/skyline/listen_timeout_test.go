@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,9 +23,9 @@ import (
 // any producer, that must see the card, then live frames, on one session.
 
 // startListening runs serve listening on network ("unix": a socket file,
-// "tcp": a free loopback port) at 320x240 and returns a dialer of its
-// input, the child and the RTSP URL.
-func startListening(t *testing.T, network string, extra ...string) (func() (net.Conn, error), *cli, string) {
+// "tcp": a free loopback port) at 320x240 and returns its --input, a
+// dialer of it, the child and the RTSP URL.
+func startListening(t *testing.T, network string, extra ...string) (string, func() (net.Conn, error), *cli, string) {
 	t.Helper()
 	addr := filepath.Join(t.TempDir(), "in.sock")
 	if network == "tcp" {
@@ -33,7 +35,7 @@ func startListening(t *testing.T, network string, extra ...string) (func() (net.
 		"--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--no-udp", "--path", "/x", "--status", "never"}, extra...)
 	c := startCLI(t, args...)
 	url := strings.Fields(c.line(t, "SkyLine: streaming "+network+":"))[4]
-	return func() (net.Conn, error) { return net.Dial(network, addr) }, c, url
+	return network + ":" + addr, func() (net.Conn, error) { return net.Dial(network, addr) }, c, url
 }
 
 // viewerFlags: ffmpeg over TCP, starting at once (the default probing
@@ -93,7 +95,7 @@ func stopCLI(t *testing.T, c *cli) string {
 // the same RTSP session. On main the real producer was refused.
 func TestListenSilentConnectionTakenOver(t *testing.T) {
 	const bound = 2 * time.Second
-	dial, c, url := startListening(t, "unix", "--fps", "30", "--producer-timeout", bound.String())
+	_, dial, c, url := startListening(t, "unix", "--fps", "30", "--producer-timeout", bound.String())
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	ctx, stop := context.WithTimeout(ctx, 60*time.Second)
@@ -160,7 +162,7 @@ func TestListenSilentConnectionTakenOver(t *testing.T) {
 // the next producer was refused.
 func TestListenProducerHangsMidFrame(t *testing.T) {
 	const bound = time.Second
-	dial, c, url := startListening(t, "tcp", "--fps", "30", "--producer-timeout", bound.String())
+	_, dial, c, url := startListening(t, "tcp", "--fps", "30", "--producer-timeout", bound.String())
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	ctx, stop := context.WithTimeout(ctx, 60*time.Second)
@@ -214,7 +216,7 @@ func TestListenProducerHangsMidFrame(t *testing.T) {
 // the viewer. On main it held the input for as long as it dripped.
 func TestListenSlowDripDropped(t *testing.T) {
 	const bound = time.Second
-	dial, c, url := startListening(t, "unix", "--fps", "30", "--producer-timeout", bound.String())
+	_, dial, c, url := startListening(t, "unix", "--fps", "30", "--producer-timeout", bound.String())
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	ctx, stop := context.WithTimeout(ctx, 60*time.Second)
@@ -284,7 +286,7 @@ func TestListenSlowDripDropped(t *testing.T) {
 // 3 frame periods (1.5 s), so it is not dropped between frames; the viewer
 // sees its frames consecutive and nothing times out.
 func TestListenLowFPSProducerKept(t *testing.T) {
-	dial, c, url := startListening(t, "unix", "--fps", "2", "--producer-timeout", "300ms")
+	_, dial, c, url := startListening(t, "unix", "--fps", "2", "--producer-timeout", "300ms")
 	ctx, stop := context.WithTimeout(context.Background(), 60*time.Second)
 	defer stop()
 	var prod atomic.Pointer[producer]
@@ -340,7 +342,7 @@ func TestListenTimeoutFormats(t *testing.T) {
 	frame := make([]byte, w*h*3)
 	for _, format := range []string{"raw", "framed"} {
 		t.Run(format, func(t *testing.T) {
-			dial, c, _ := startListening(t, "unix", "--size", fmt.Sprintf("%dx%d", w, h), "--fps", "30",
+			_, dial, c, _ := startListening(t, "unix", "--size", fmt.Sprintf("%dx%d", w, h), "--fps", "30",
 				"--format", format, "--producer-timeout", bound.String())
 			whole := frame
 			if format == "framed" {
@@ -406,5 +408,81 @@ func TestListenTimeoutFormats(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestListenPythonRestartAfterFreeze (issue 13, the README's Python side
+// over TCP, default flags): the Python producer freezes (SIGSTOP: its
+// connection stays open, as after a crash that leaves it half-open) and is
+// started again; the new run takes over after the 1 s grace, long before
+// the 10 s producer timeout, and its frames follow on the same RTSP session.
+func TestListenPythonRestartAfterFreeze(t *testing.T) {
+	in, _, c, url := startListening(t, "tcp", "--fps", "30")
+	var runs []*exec.Cmd
+	run := func(from int) error {
+		cmd := exec.Command("/usr/bin/python3", "../../examples/python-pipe/send.py", "--size", "320x240", "--fps", "30",
+			"--start", fmt.Sprint(from), "--connect", in)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		runs = append(runs, cmd)
+		return nil
+	}
+	t.Cleanup(func() {
+		for _, cmd := range runs {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	ctx, stop := context.WithTimeout(ctx, 60*time.Second)
+	defer stop()
+	wd := watchdog{cancel}
+	var resumed atomic.Bool
+	cards, first, second, prev := 0, 0, 0, -1
+	var frozeAt time.Time
+	err := mediatest.Decode(ctx, url, 320, 240, viewerFlags, nil, func(i int, bgr []byte) error {
+		isCard, num, ok := classify(bgr, 320, 240, "/x", true)
+		switch {
+		case !ok:
+			return fmt.Errorf("neither the card nor a live frame (cards %d, first run %d, second %d)", cards, first, second)
+		case isCard:
+			if cards++; cards == 2 {
+				return run(0)
+			}
+			return nil
+		case num < 1000:
+			if second > 0 {
+				return fmt.Errorf("the frozen run's frame %d after the new run's", num)
+			}
+			if first++; first == 20 {
+				if err := runs[0].Process.Signal(syscall.SIGSTOP); err != nil {
+					return err
+				}
+				frozeAt = time.Now()
+				wd.arm(5*time.Second, "the new run's frames after the old one froze (the producer timeout is 10 s)", resumed.Load)
+				return run(1000)
+			}
+			return nil
+		case second > 0 && num != prev+1:
+			return fmt.Errorf("frame %d after %d", num, prev)
+		}
+		if second == 0 {
+			resumed.Store(true)
+			t.Logf("the new run's first frame %v after the old one froze", time.Since(frozeAt).Round(time.Millisecond))
+		}
+		prev = num
+		if second++; second == 20 {
+			return errDone
+		}
+		return nil
+	})
+	if !errors.Is(err, errDone) {
+		t.Fatalf("RTSP viewer: %v (cause: %v); stderr: %s", err, context.Cause(ctx), c.stderr.String())
+	}
+	if log := stopCLI(t, c); !strings.Contains(log, "takes over from a silent one") {
+		t.Errorf("no takeover logged; stderr: %s", log)
 	}
 }

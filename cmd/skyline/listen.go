@@ -11,7 +11,11 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/skyline-go/skyline"
 )
 
 // producers hands out the inputs of successive producer sessions: each is
@@ -151,23 +155,49 @@ func (p *stdinProducers) Close() {
 }
 
 // listener accepts producers on a Unix socket or a TCP address, one at a
-// time: a connection that arrives while a producer is streaming is refused
-// (closed at once, with a warning), so that two programs never interleave
-// their frames; the producer retries once the first has gone.
+// time, so that two programs never interleave their frames. A connection
+// that arrives while a producer streams is refused (closed, with a warning);
+// but when the active producer has gone silent (no complete frame for the
+// takeover grace), the new connection takes over: the silent one is closed
+// and its session ends as if it had disconnected. So a producer restarted
+// after a freeze or a crash that left its connection half-open gets in at
+// once instead of waiting for the producer timeout.
+//
+// Every producer must complete each frame within the producer timeout
+// (--producer-timeout, the first frame counting from the first read of its
+// connection): a connection that sends nothing, or part of a frame and
+// then hangs, or drips a byte at a time, is closed when the bound is
+// reached, its session ends (the offline card plays), and the next producer
+// gets in. The bound is on the whole frame (one read deadline per frame),
+// never on each read.
 type listener struct {
 	o     *serveOptions
 	log   *slog.Logger
 	ln    net.Listener
 	what  string
 	unix  string // socket file to remove at Close
-	conns chan net.Conn
+	conns chan *producerConn
 	done  chan struct{}
 	wg    sync.WaitGroup
+	// timeout bounds each frame of a producer; grace is how long the active
+	// producer may wait for a frame before a new connection takes over.
+	timeout, grace time.Duration
 
 	mu     sync.Mutex
-	busy   bool     // a producer is streaming (or handed over)
-	active net.Conn // its connection
+	active *producerConn // the producer streaming or handed over, nil when none
 	closed bool
+}
+
+// producerTimeouts gives the bound on one frame of a listening input's
+// producer and the takeover grace, for --producer-timeout and --fps: the
+// bound is at least 3 frame periods (a producer at --fps 1 is not dropped
+// between two frames), the grace max(1 s, 2 frame periods), at most the
+// bound.
+func producerTimeouts(timeout time.Duration, fps float64) (bound, grace time.Duration) {
+	period := time.Duration(float64(time.Second) / fps)
+	bound = max(timeout, 3*period)
+	grace = min(max(time.Second, 2*period), bound)
+	return bound, grace
 }
 
 func listenProducers(o *serveOptions, log *slog.Logger) (*listener, error) {
@@ -175,7 +205,8 @@ func listenProducers(o *serveOptions, log *slog.Logger) (*listener, error) {
 	if addr == "" {
 		return nil, fmt.Errorf("--input %s: want unix:/path/to.sock or tcp:HOST:PORT", o.input)
 	}
-	l := &listener{o: o, log: log, what: o.input, conns: make(chan net.Conn), done: make(chan struct{})}
+	l := &listener{o: o, log: log, what: o.input, conns: make(chan *producerConn), done: make(chan struct{})}
+	l.timeout, l.grace = producerTimeouts(o.producerTimeout, o.fps)
 	if network == "unix" {
 		// A socket file left by an earlier run is replaced; any other file
 		// is not touched.
@@ -205,8 +236,9 @@ func (l *listener) Keep() bool { return true }
 func (l *listener) Describe() string { return l.what }
 
 // accept owns the listening socket: it hands each connection to Next when
-// no producer is streaming, refuses it otherwise, and retries accept errors
-// with backoff (a full descriptor table must not end the input for good).
+// no producer is streaming, lets it take over from a silent one, refuses it
+// otherwise, and retries accept errors with backoff (a full descriptor
+// table must not end the input for good).
 func (l *listener) accept() {
 	defer l.wg.Done()
 	backoff := 10 * time.Millisecond
@@ -228,25 +260,85 @@ func (l *listener) accept() {
 			continue
 		}
 		backoff = 10 * time.Millisecond
-		l.mu.Lock()
-		refuse := l.busy
-		if !refuse {
-			l.busy = true
-		}
-		l.mu.Unlock()
-		if refuse {
-			l.log.Warn("producer input: refused a second producer while one is streaming", "input", l.what,
-				"remote", c.RemoteAddr().String())
+		pc := newProducerConn(c)
+		if !l.admit(pc) {
 			_ = c.Close()
 			continue
 		}
 		select {
-		case l.conns <- c:
+		case l.conns <- pc:
+			// Next stamps the time its first frame is awaited from (the
+			// time pc spent handed over does not count) before admit
+			// judges it.
+			<-pc.received
 		case <-l.done:
 			_ = c.Close()
 			return
 		}
 	}
+}
+
+// admit decides whether pc becomes the active producer: at once when there
+// is none; in place of the active one when that has been waiting for a
+// frame for the grace (waiting up to the grace to see whether it is only
+// between two frames, or ends); never while it streams (it delivers a frame
+// within the grace, or its frames are being encoded).
+func (l *listener) admit(pc *producerConn) bool {
+	for {
+		l.mu.Lock()
+		a := l.active
+		if a == nil {
+			l.active = pc
+			l.mu.Unlock()
+			return true
+		}
+		l.mu.Unlock()
+		frames, since := a.frames.Load(), a.waitSince.Load()
+		if since == 0 { // not reading: its frames are being encoded
+			l.refused(pc, a)
+			return false
+		}
+		silent := time.Since(time.Unix(0, since))
+		if silent >= l.grace {
+			l.mu.Lock()
+			taken := l.active == a
+			if taken {
+				l.active = pc
+			}
+			l.mu.Unlock()
+			if !taken {
+				continue
+			}
+			l.log.Warn("producer input: a new producer takes over from a silent one", "input", l.what,
+				"remote", pc.remote, "replaced", a.remote, "no_complete_frame_for", silent.Round(time.Millisecond))
+			a.replace(pc.remote, silent)
+			return true
+		}
+		timer := time.NewTimer(l.grace - silent)
+		select {
+		case <-a.gone:
+		case <-a.delivered: // refused at once when it streams
+		case <-timer.C:
+		case <-l.done:
+			timer.Stop()
+			return false
+		}
+		timer.Stop()
+		select {
+		case <-a.gone: // ended meanwhile: pc may go in
+			continue
+		default:
+		}
+		if a.frames.Load() != frames { // it delivered a frame: it streams
+			l.refused(pc, a)
+			return false
+		}
+	}
+}
+
+func (l *listener) refused(pc, active *producerConn) {
+	l.log.Warn("producer input: refused a second producer while one is streaming", "input", l.what,
+		"remote", pc.remote, "streaming", active.remote)
 }
 
 func (l *listener) Next(ctx context.Context) (input, error) {
@@ -255,29 +347,29 @@ func (l *listener) Next(ctx context.Context) (input, error) {
 		return nil, ctx.Err()
 	case <-l.done:
 		return nil, io.EOF
-	case c := <-l.conns:
-		l.mu.Lock()
-		l.active = c
-		l.mu.Unlock()
-		l.log.Info("producer connected", "input", l.what, "remote", c.RemoteAddr().String())
-		in, err := openReader(c, func() { _ = c.Close() }, l.o)
+	case pc := <-l.conns:
+		pc.waitSince.Store(time.Now().UnixNano())
+		close(pc.received)
+		l.log.Info("producer connected", "input", l.what, "remote", pc.remote)
+		in, err := openReader(pc, func() { _ = pc.Close() }, l.o)
 		if err != nil {
-			l.release(c)
+			l.release(pc)
 			return nil, err
 		}
-		return &connInput{input: in, l: l, c: c}, nil
+		return &connInput{input: in, l: l, pc: pc}, nil
 	}
 }
 
-// release closes a producer's connection and lets the next one in.
-func (l *listener) release(c net.Conn) {
-	_ = c.Close()
+// release closes a producer's connection and, unless another producer took
+// over from it, lets the next one in.
+func (l *listener) release(pc *producerConn) {
+	_ = pc.Close()
 	l.mu.Lock()
-	if l.active == c {
+	if l.active == pc {
 		l.active = nil
 	}
-	l.busy = false
 	l.mu.Unlock()
+	pc.goneOnce.Do(func() { close(pc.gone) })
 }
 
 func (l *listener) Close() {
@@ -300,12 +392,94 @@ func (l *listener) Close() {
 	}
 }
 
-// connInput is a producer's connection: closing it lets the next one in.
+// producerConn is a producer's connection: it counts the bytes of the frame
+// being read and says since when a frame has been awaited.
+type producerConn struct {
+	net.Conn
+	remote    string
+	gone      chan struct{} // closed when released
+	received  chan struct{} // closed when Next took it
+	delivered chan struct{} // signalled when a frame is complete (wakes admit)
+	goneOnce  sync.Once
+	waitSince atomic.Int64 // Unix ns the current frame has been awaited since; 0 while one is streamed
+	got       atomic.Int64 // bytes of the current frame read so far
+	frames    atomic.Int64 // complete frames read
+	replaced  atomic.Pointer[string]
+}
+
+func newProducerConn(c net.Conn) *producerConn {
+	remote := "unix socket peer"
+	if a := c.RemoteAddr(); a != nil && a.String() != "" && a.String() != "@" {
+		remote = a.String()
+	} else if pid := peerPID(c); pid > 0 {
+		remote = fmt.Sprintf("unix socket peer pid %d", pid)
+	}
+	return &producerConn{Conn: c, remote: remote, gone: make(chan struct{}), received: make(chan struct{}),
+		delivered: make(chan struct{}, 1)}
+}
+
+func (p *producerConn) Read(b []byte) (int, error) {
+	n, err := p.Conn.Read(b)
+	p.got.Add(int64(n))
+	return n, err
+}
+
+// SyscallConn lets pending see the socket's queued bytes.
+func (p *producerConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := p.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return sc.SyscallConn()
+}
+
+// replace ends this producer's read: another producer took over after it
+// was silent for silent.
+func (p *producerConn) replace(by string, silent time.Duration) {
+	msg := fmt.Sprintf("replaced by a new producer (%s) after %v without a complete frame", by, silent.Round(time.Millisecond))
+	p.replaced.Store(&msg)
+	_ = p.Close()
+}
+
+// connInput is a producer's connection: each frame must be complete within
+// the producer timeout; closing it lets the next producer in.
 type connInput struct {
 	input
 	l    *listener
-	c    net.Conn
+	pc   *producerConn
 	once sync.Once
 }
 
-func (c *connInput) Close() { c.once.Do(func() { c.l.release(c.c) }) }
+// Next reads one frame with one read deadline for all of it, so that a
+// producer dripping a byte at a time cannot hold the input.
+func (c *connInput) Next(ctx context.Context) (skyline.Frame, error) {
+	start := time.Now()
+	c.pc.got.Store(0)
+	c.pc.waitSince.CompareAndSwap(0, start.UnixNano()) // the first frame: since its handover
+	_ = c.pc.SetReadDeadline(start.Add(c.l.timeout))
+	f, err := c.input.Next(ctx)
+	if err == nil {
+		c.pc.waitSince.Store(0) // on error it stays: no frame came
+		c.pc.frames.Add(1)
+		select {
+		case c.pc.delivered <- struct{}{}:
+		default:
+		}
+		return f, nil
+	}
+	if msg := c.pc.replaced.Load(); msg != nil {
+		return f, fmt.Errorf("producer %s: %s", c.pc.remote, *msg)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		got, frames := c.pc.got.Load(), c.pc.frames.Load()
+		if frames == 0 {
+			return f, fmt.Errorf("producer %s: first-frame timeout: no complete frame within %v of its connection "+
+				"(--producer-timeout; %d bytes arrived): closed it", c.pc.remote, c.l.timeout, got)
+		}
+		return f, fmt.Errorf("producer %s: idle timeout: frame %d not complete within %v "+
+			"(--producer-timeout; %d bytes of it arrived): closed it", c.pc.remote, frames+1, c.l.timeout, got)
+	}
+	return f, err
+}
+
+func (c *connInput) Close() { c.once.Do(func() { c.l.release(c.pc) }) }

@@ -29,16 +29,23 @@ var cardStates = []string{card.Waiting, card.Starting, card.Stopped}
 // until stopped, then closes w.
 type producer struct {
 	stop chan struct{}
+	hang chan struct{} // closed: write half a frame, then nothing until stopped
+	hung chan struct{} // closed once that half frame is written
 	done chan struct{}
 }
 
 func produce(w io.WriteCloser, width, height, from int) *producer {
-	p := &producer{stop: make(chan struct{}), done: make(chan struct{})}
+	return producePaced(w, width, height, from, time.Second/30)
+}
+
+// producePaced is produce with a frame every period.
+func producePaced(w io.WriteCloser, width, height, from int, period time.Duration) *producer {
+	p := &producer{stop: make(chan struct{}), hang: make(chan struct{}), hung: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		defer w.Close()
 		buf := make([]byte, width*height*3)
-		tick := time.NewTicker(time.Second / 30)
+		tick := time.NewTicker(period)
 		defer tick.Stop()
 		for n := from; ; n++ {
 			testpattern.DrawBGR(buf, width, height, n)
@@ -47,6 +54,11 @@ func produce(w io.WriteCloser, width, height, from int) *producer {
 			}
 			select {
 			case <-p.stop:
+				return
+			case <-p.hang: // a frozen producer: its connection stays open
+				_, _ = w.Write(buf[:len(buf)/2])
+				close(p.hung)
+				<-p.stop
 				return
 			case <-tick.C:
 			}

@@ -43,14 +43,19 @@ type serveOptions struct {
 	metrics             string
 	keepServing         bool
 	offlineCard         bool
+	producerTimeout     time.Duration
 }
 
 func serve(args []string) int {
 	o := &serveOptions{}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&o.input, "input", "testsrc", "frames from: testsrc, stdin, file:PATH (a video file), v4l2:DEVICE (a camera), "+
-		"unix:PATH or tcp:ADDR (listen: each connection is a producer sending raw frames as on stdin; one at a time, a second is refused)")
+		"unix:PATH or tcp:ADDR (listen: each connection is a producer sending raw frames as on stdin; one at a time: a second is refused, "+
+		"unless the first has sent no complete frame for a second (or 2 frame periods), then it takes over)")
 	fs.BoolVar(&o.keepServing, "keep-serving", false, "stay up when the input ends, showing the offline card (stdin resumes when new data arrives, e.g. a new writer of a named pipe); listening inputs always do")
+	fs.DurationVar(&o.producerTimeout, "producer-timeout", 10*time.Second, "unix: and tcp: inputs: a producer that does not complete "+
+		"a frame within this time (the first from its connection; at least 3 frame periods at --fps) is closed, its session ends "+
+		"(offline card) and the next producer may connect; stdin is not bounded (a writer that holds the pipe and pauses is waited for)")
 	fs.BoolVar(&o.offlineCard, "offline-card", true, "while no producer streams (before the first frame, between producers), play a card with the path, state and time: viewers stay connected (--offline-card=false: a viewer waits up to 10 s for the first picture, then is refused)")
 	fs.StringVar(&o.pixFmt, "pix-fmt", "bgr24", "stdin pixel format: bgr24 (OpenCV), rgb24, bgra, rgba, gray, i420")
 	fs.StringVar(&o.format, "format", "raw", "stdin framing: raw (frames back to back, --size and --pix-fmt), "+
@@ -122,6 +127,9 @@ func (o *serveOptions) check() error {
 	}
 	if !(o.fps > 0 && o.fps <= skyline.MaxFPS) { // NaN fails every comparison
 		return fmt.Errorf("--fps %v: want 0 < fps <= %d", o.fps, skyline.MaxFPS)
+	}
+	if o.producerTimeout <= 0 {
+		return fmt.Errorf("--producer-timeout %v: want a duration > 0, e.g. 10s", o.producerTimeout)
 	}
 	if o.frames < 0 {
 		return fmt.Errorf("--frames %d: want 0 (no limit) or a number of frames", o.frames)

@@ -251,6 +251,7 @@ func TestServeBadFlags(t *testing.T) {
 		{"serve", "--input", "stdin", "--size", "12"},
 		{"serve", "--size", "0x10"},
 		{"serve", "--fps", "-1"},
+		{"serve", "--producer-timeout", "0"},
 		{"serve", "--input", "bogus", "--no-udp", "--listen", "127.0.0.1:0"},
 		{"serve", "--user", "u"},
 		{"serve", "--input", "stdin", "--size", "64x48", "--pix-fmt", "yuv9"},

@@ -436,13 +436,6 @@ var (
 	errGatherTimer = errors.New("ICE gathering did not complete in time")
 )
 
-// sessionCount is the number of WHEP sessions of the stream.
-func (s *Stream) sessionCount() int {
-	s.vmu.Lock()
-	defer s.vmu.Unlock()
-	return len(s.viewers)
-}
-
 // check returns errRemoved when the stream was removed.
 func (s *Stream) check() error {
 	s.mu.Lock()

@@ -21,7 +21,7 @@ func (s *Stream) fanOutLocked(pkts []*rtp.Packet, key bool, at time.Time) {
 	multicast := false
 	for v := range s.viewers {
 		switch {
-		case !v.playing || v.ss != s.ss: // not yet, or of a stream that ended
+		case !v.playing || v.paused || v.ss != s.ss: // not yet, paused, or of a stream that ended
 			continue
 		case v.multicast:
 			if multicast {

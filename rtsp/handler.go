@@ -92,6 +92,15 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
+// OnPause answers PAUSE (RFC 2326 10.6): gortsplib stops the session's
+// delivery on a 200, and the next PLAY resumes it at a keyframe.
+func (h *handler) OnPause(ctx *gortsplib.ServerHandlerOnPauseCtx) (*base.Response, error) {
+	if v := viewerOf(ctx.Session); v != nil {
+		v.pause()
+	}
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
 // OnResponse runs after the session handled the request, just before the
 // response is written: after a PLAY the session already receives packets,
 // so this is when to ask for the viewer's keyframe.

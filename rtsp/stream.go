@@ -143,6 +143,7 @@ type viewer struct {
 	waitKey    bool // receives nothing until a keyframe (see fanOutLocked)
 	multicast  bool
 	pendingKey bool
+	paused     bool // PAUSE received: receives nothing until its next PLAY
 	firstDrop  time.Time
 	lastDrop   time.Time
 	kicked     bool
@@ -525,6 +526,12 @@ func (v *viewer) started() {
 	}
 	v.pendingKey = false
 	first := !v.playing
+	if v.paused {
+		// Resumed after a PAUSE: the viewer's decoder lacks the pictures
+		// sent meanwhile, so it waits for the keyframe requested below.
+		v.paused = false
+		v.waitKey = !v.multicast
+	}
 	if first {
 		v.waitKey = true
 		if tr := v.sess.Transport(); tr != nil && tr.Protocol == gortsplib.ProtocolUDPMulticast {
@@ -539,6 +546,17 @@ func (v *viewer) started() {
 		s.emit(skyline.Event{Kind: skyline.EventViewerJoined, Viewer: v.addr})
 	}
 	s.requestKeyframe()
+}
+
+// pause is called after a PAUSE: the session sends nothing until the next
+// PLAY (RFC 2326 10.6), and the viewer stays counted. ffplay, for one,
+// sends PAUSE when its user pauses and then stops reading: answered 501
+// and still fed, it was disconnected as a slow viewer.
+func (v *viewer) pause() {
+	v.st.vmu.Lock()
+	v.paused = true
+	v.pendingKey = false
+	v.st.vmu.Unlock()
 }
 
 // gone is called when the session closes.

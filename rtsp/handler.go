@@ -59,6 +59,12 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	if res != nil {
 		return res, nil, err
 	}
+	if ctx.Transport != nil && ctx.Transport.Protocol == gortsplib.ProtocolUDPMulticast {
+		if ss = st.multicastStream(ss); ss == nil {
+			return &base.Response{StatusCode: base.StatusServiceUnavailable,
+				StatusMessage: "Service Unavailable (stream restarting, retry shortly)"}, nil, nil
+		}
+	}
 	v := viewerOf(ctx.Session)
 	if v != nil && v.st != st {
 		return &base.Response{StatusCode: base.StatusBadRequest, StatusMessage: "Bad Request (one path per session)"}, nil, nil

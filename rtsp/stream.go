@@ -104,6 +104,7 @@ type Stream struct {
 	open      bool
 	info      skyline.StreamInfo
 	ss        *gortsplib.ServerStream // nil until the first keyframe
+	mss       *gortsplib.ServerStream // multicast viewers' stream (see multicastStream), or nil
 	media     *description.Media
 	enc       *rtph264.Encoder
 	sps, pps  []byte
@@ -405,6 +406,9 @@ func (s *Stream) configureLocked(sps, pps []byte, at time.Time) bool {
 		forma := s.media.Formats[0].(*format.H264)
 		forma.SPS, forma.PPS = s.sps, s.pps
 		s.ss.ReloadDesc()
+		if s.mss != nil {
+			s.mss.ReloadDesc()
+		}
 		return true
 	}
 	if s.ss != nil {
@@ -440,12 +444,40 @@ func (s *Stream) configureLocked(sps, pps []byte, at time.Time) bool {
 	return true
 }
 
+// multicastStream is the ServerStream a multicast SETUP gets, made at the
+// first one: the stream of ss with the same description. gortsplib sends to
+// a multicast group only from ServerStream writes (a multicast session has
+// no writer of its own: its WritePacketRTP sends nothing), and a
+// ServerStream write also goes to each of its unicast readers, which
+// fanOutLocked serves one by one (each from its keyframe). So multicast
+// viewers get a stream of their own, written whole. ss must be the current
+// stream; nil if it is not.
+func (s *Stream) multicastStream(ss *gortsplib.ServerStream) *gortsplib.ServerStream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss != s.ss || s.ss == nil {
+		return nil
+	}
+	if s.mss == nil {
+		mss := &gortsplib.ServerStream{Server: s.ss.Server, Desc: s.ss.Desc}
+		if err := mss.Initialize(); err != nil {
+			s.log.Warn("cannot create the multicast stream", "error", err)
+			return nil
+		}
+		s.mss = mss
+	}
+	return s.mss
+}
+
 // closeStreamLocked ends every viewer session and forgets the description.
 func (s *Stream) closeStreamLocked() {
 	if s.ss != nil {
 		s.ss.Close()
 	}
-	s.ss, s.media, s.enc, s.sps, s.pps = nil, nil, nil, nil, nil
+	if s.mss != nil {
+		s.mss.Close()
+	}
+	s.ss, s.mss, s.media, s.enc, s.sps, s.pps = nil, nil, nil, nil, nil, nil
 }
 
 // serverStream is the stream to serve a DESCRIBE or SETUP, or nil and why

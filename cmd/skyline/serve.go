@@ -250,6 +250,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	defer mc.close()
 
+	if o.input == "stdin" || o.input == "-" {
+		interruptibleStdin()
+	}
 	prods, err := openProducers(o, log)
 	if err != nil {
 		return err

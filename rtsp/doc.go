@@ -16,9 +16,11 @@
 //	fmt.Println(srv.URLs()) // [rtsp://127.0.0.1:8554/cam]
 //	for { sl.Put(frame) }
 //
-// Transports: TCP (interleaved), UDP and UDP multicast; RTSPS when a TLS
-// certificate is configured (over UDP, RTSPS uses SRTP). Authentication:
-// basic and digest, server-wide or per path.
+// Transports: TCP (interleaved), UDP and UDP multicast (one group per
+// path, shared by its multicast viewers); RTSPS when a TLS certificate is
+// configured (over UDP, RTSPS uses SRTP). Authentication: basic and
+// digest, server-wide or per path. PAUSE stops a viewer's delivery until
+// its next PLAY, which resumes at a keyframe (ffplay pauses this way).
 //
 // Behaviour:
 //   - The SDP carries the SPS and PPS of the encoder's first keyframe. A

@@ -13,21 +13,20 @@ import (
 // packet, counted). A viewer that has just started playing receives
 // nothing before its first keyframe, so its first picture is a clean one,
 // never a picture decoded without its references. Multicast viewers share
-// one group: the packets go once, through one of their sessions, and are
-// not held back for a keyframe. s.mu must be held.
+// one group: the packets go once, written to their own ServerStream (see
+// multicastStream), and are not held back for a keyframe. s.mu must be
+// held.
 func (s *Stream) fanOutLocked(pkts []*rtp.Packet, key bool, at time.Time) {
 	s.vmu.Lock()
 	targets := s.targets[:0]
 	multicast := false
 	for v := range s.viewers {
 		switch {
-		case !v.playing || v.ss != s.ss: // not yet, or of a stream that ended
-			continue
 		case v.multicast:
-			if multicast {
-				continue
-			}
-			multicast = true
+			multicast = multicast || v.playing && !v.paused && s.mss != nil && v.ss == s.mss
+			continue
+		case !v.playing || v.paused || v.ss != s.ss: // not yet, paused, or of a stream that ended
+			continue
 		case v.waitKey:
 			if !key {
 				continue
@@ -37,6 +36,13 @@ func (s *Stream) fanOutLocked(pkts []*rtp.Packet, key bool, at time.Time) {
 		targets = append(targets, v)
 	}
 	s.vmu.Unlock()
+	if multicast {
+		for _, p := range pkts {
+			if err := s.mss.WritePacketRTPWithNTP(s.media, p, at); err != nil {
+				break // the stream is closing
+			}
+		}
+	}
 	for _, v := range targets {
 		for _, p := range pkts {
 			err := v.sess.WritePacketRTPWithNTP(s.media, p, at)

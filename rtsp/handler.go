@@ -59,6 +59,12 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	if res != nil {
 		return res, nil, err
 	}
+	if ctx.Transport != nil && ctx.Transport.Protocol == gortsplib.ProtocolUDPMulticast {
+		if ss = st.multicastStream(ss); ss == nil {
+			return &base.Response{StatusCode: base.StatusServiceUnavailable,
+				StatusMessage: "Service Unavailable (stream restarting, retry shortly)"}, nil, nil
+		}
+	}
 	v := viewerOf(ctx.Session)
 	if v != nil && v.st != st {
 		return &base.Response{StatusCode: base.StatusBadRequest, StatusMessage: "Bad Request (one path per session)"}, nil, nil
@@ -88,6 +94,15 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
 	if v := viewerOf(ctx.Session); v != nil {
 		v.markPlay()
+	}
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// OnPause answers PAUSE (RFC 2326 10.6): gortsplib stops the session's
+// delivery on a 200, and the next PLAY resumes it at a keyframe.
+func (h *handler) OnPause(ctx *gortsplib.ServerHandlerOnPauseCtx) (*base.Response, error) {
+	if v := viewerOf(ctx.Session); v != nil {
+		v.pause()
 	}
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }

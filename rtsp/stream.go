@@ -104,6 +104,7 @@ type Stream struct {
 	open      bool
 	info      skyline.StreamInfo
 	ss        *gortsplib.ServerStream // nil until the first keyframe
+	mss       *gortsplib.ServerStream // multicast viewers' stream (see multicastStream), or nil
 	media     *description.Media
 	enc       *rtph264.Encoder
 	sps, pps  []byte
@@ -113,6 +114,9 @@ type Stream struct {
 	tsBase    uint32
 	lastTicks int64
 	haveTicks bool
+	shift     int64     // ticks added to capture times (see ticksLocked)
+	src       source    // the source of the last access unit written
+	lastWrite time.Time // wall clock of the last access unit written
 	warned    bool
 	ready     chan struct{} // closed at the first picture (see hold.go)
 
@@ -143,6 +147,7 @@ type viewer struct {
 	waitKey    bool // receives nothing until a keyframe (see fanOutLocked)
 	multicast  bool
 	pendingKey bool
+	paused     bool // PAUSE received: receives nothing until its next PLAY
 	firstDrop  time.Time
 	lastDrop   time.Time
 	kicked     bool
@@ -312,7 +317,7 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 		s.live = true
 		s.card.Hide()
 	}
-	s.writeLocked(au, s.info.Start.Add(au.PTS))
+	s.writeLocked(au, s.info.Start.Add(au.PTS), source{start: s.info.Start})
 	return nil
 }
 
@@ -327,12 +332,19 @@ func (s *Stream) writeCard(au *skyline.AccessUnit, at time.Time) {
 	if s.removed || s.live {
 		return
 	}
-	s.writeLocked(au, at)
+	s.writeLocked(au, at, source{card: true})
 }
 
-// writeLocked describes, packetises and fans out one access unit captured
-// at the wall-clock time at.
-func (s *Stream) writeLocked(au *skyline.AccessUnit, at time.Time) {
+// source is where an access unit comes from: one session of the feeding
+// SkyLine (by its start time), or the offline card.
+type source struct {
+	card  bool
+	start time.Time
+}
+
+// writeLocked describes, packetises and fans out one access unit of src
+// captured at the wall-clock time at.
+func (s *Stream) writeLocked(au *skyline.AccessUnit, at time.Time, src source) {
 	var nalus [][]byte
 	var sps, pps []byte
 	for _, n := range skyline.SplitAnnexB(au.Data) {
@@ -365,25 +377,51 @@ func (s *Stream) writeLocked(au *skyline.AccessUnit, at time.Time) {
 		s.log.Warn("cannot packetise an access unit", "error", err)
 		return
 	}
-	ts := s.tsBase + uint32(s.ticksLocked(at))
+	ts := s.tsBase + uint32(s.ticksLocked(at, src))
 	for _, p := range pkts {
 		p.Timestamp = ts
 	}
-	s.fanOutLocked(pkts, au.Keyframe, at)
+	s.fanOutLocked(pkts, au.Keyframe, at.Add(ticksDuration(s.shift)))
 	s.aus.Add(1)
 	s.packets.Add(uint64(len(pkts)))
 }
 
-// ticksLocked converts a capture time into 90 kHz ticks since the stream's
-// epoch, strictly increasing across sessions.
-func (s *Stream) ticksLocked(at time.Time) int64 {
-	off := at.Sub(s.epoch)
-	ticks := int64(off/time.Second)*90000 + int64(off%time.Second)*90000/int64(time.Second)
+// ticksLocked converts a capture time of src into 90 kHz ticks since the
+// stream's epoch, strictly increasing across sessions.
+//
+// When the source changes (a new session after Stop/Start, the card after
+// the live stream, the live stream after the card), its capture times may
+// lie behind the last timestamp sent: a producer piped faster than real
+// time has its frames stamped ahead of the clock (a 20 s clip read in 1 s
+// ends 19 s ahead). Clamped one tick at a time, every later picture of the
+// card and of the next producers would then carry nearly the same
+// timestamp until the clock caught up (players show them in a burst or
+// drop them). So the new source is shifted to continue from the last
+// timestamp plus the wall-clock time since it was sent.
+func (s *Stream) ticksLocked(at time.Time, src source) int64 {
+	ticks := durationTicks(at.Sub(s.epoch)) + s.shift
+	now := time.Now()
+	if s.haveTicks && src != s.src {
+		if next := s.lastTicks + max(durationTicks(now.Sub(s.lastWrite)), 1); ticks < next {
+			s.shift += next - ticks
+			ticks = next
+		}
+	}
 	if s.haveTicks && ticks <= s.lastTicks {
 		ticks = s.lastTicks + 1
 	}
-	s.lastTicks, s.haveTicks = ticks, true
+	s.lastTicks, s.haveTicks, s.src, s.lastWrite = ticks, true, src, now
 	return ticks
+}
+
+// durationTicks is d in 90 kHz ticks (RFC 6184 5.1: the H.264 RTP clock).
+func durationTicks(d time.Duration) int64 {
+	return int64(d/time.Second)*90000 + int64(d%time.Second)*90000/int64(time.Second)
+}
+
+// ticksDuration is the inverse of durationTicks.
+func ticksDuration(t int64) time.Duration {
+	return time.Duration(t/90000)*time.Second + time.Duration(t%90000)*time.Second/90000
 }
 
 // configureLocked (re)describes the stream from a keyframe's SPS and PPS.
@@ -404,6 +442,9 @@ func (s *Stream) configureLocked(sps, pps []byte, at time.Time) bool {
 		forma := s.media.Formats[0].(*format.H264)
 		forma.SPS, forma.PPS = s.sps, s.pps
 		s.ss.ReloadDesc()
+		if s.mss != nil {
+			s.mss.ReloadDesc()
+		}
 		return true
 	}
 	if s.ss != nil {
@@ -433,10 +474,35 @@ func (s *Stream) configureLocked(sps, pps []byte, at time.Time) bool {
 	s.ss, s.media, s.enc = ss, media, enc
 	s.sps, s.pps = forma.SPS, forma.PPS
 	s.width, s.height = w, h
-	s.epoch, s.haveTicks, s.tsBase = at, false, binary.BigEndian.Uint32(b[:])
+	s.epoch, s.haveTicks, s.shift, s.tsBase = at, false, 0, binary.BigEndian.Uint32(b[:])
 	s.signalReadyLocked()
 	s.log.Info("stream ready", "width", w, "height", h)
 	return true
+}
+
+// multicastStream is the ServerStream a multicast SETUP gets, made at the
+// first one: the stream of ss with the same description. gortsplib sends to
+// a multicast group only from ServerStream writes (a multicast session has
+// no writer of its own: its WritePacketRTP sends nothing), and a
+// ServerStream write also goes to each of its unicast readers, which
+// fanOutLocked serves one by one (each from its keyframe). So multicast
+// viewers get a stream of their own, written whole. ss must be the current
+// stream; nil if it is not.
+func (s *Stream) multicastStream(ss *gortsplib.ServerStream) *gortsplib.ServerStream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss != s.ss || s.ss == nil {
+		return nil
+	}
+	if s.mss == nil {
+		mss := &gortsplib.ServerStream{Server: s.ss.Server, Desc: s.ss.Desc}
+		if err := mss.Initialize(); err != nil {
+			s.log.Warn("cannot create the multicast stream", "error", err)
+			return nil
+		}
+		s.mss = mss
+	}
+	return s.mss
 }
 
 // closeStreamLocked ends every viewer session and forgets the description.
@@ -444,7 +510,10 @@ func (s *Stream) closeStreamLocked() {
 	if s.ss != nil {
 		s.ss.Close()
 	}
-	s.ss, s.media, s.enc, s.sps, s.pps = nil, nil, nil, nil, nil
+	if s.mss != nil {
+		s.mss.Close()
+	}
+	s.ss, s.mss, s.media, s.enc, s.sps, s.pps = nil, nil, nil, nil, nil, nil
 }
 
 // serverStream is the stream to serve a DESCRIBE or SETUP, or nil and why
@@ -525,6 +594,12 @@ func (v *viewer) started() {
 	}
 	v.pendingKey = false
 	first := !v.playing
+	if v.paused {
+		// Resumed after a PAUSE: the viewer's decoder lacks the pictures
+		// sent meanwhile, so it waits for the keyframe requested below.
+		v.paused = false
+		v.waitKey = !v.multicast
+	}
 	if first {
 		v.waitKey = true
 		if tr := v.sess.Transport(); tr != nil && tr.Protocol == gortsplib.ProtocolUDPMulticast {
@@ -539,6 +614,17 @@ func (v *viewer) started() {
 		s.emit(skyline.Event{Kind: skyline.EventViewerJoined, Viewer: v.addr})
 	}
 	s.requestKeyframe()
+}
+
+// pause is called after a PAUSE: the session sends nothing until the next
+// PLAY (RFC 2326 10.6), and the viewer stays counted. ffplay, for one,
+// sends PAUSE when its user pauses and then stops reading: answered 501
+// and still fed, it was disconnected as a slow viewer.
+func (v *viewer) pause() {
+	v.st.vmu.Lock()
+	v.paused = true
+	v.pendingKey = false
+	v.st.vmu.Unlock()
 }
 
 // gone is called when the session closes.

@@ -258,6 +258,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	defer mc.close()
 
+	if o.input == "stdin" || o.input == "-" {
+		interruptibleStdin()
+	}
 	prods, err := openProducers(o, log)
 	if err != nil {
 		return err
@@ -398,6 +401,12 @@ func runSession(ctx context.Context, in input, sl *skyline.SkyLine, o *serveOpti
 		return err
 	}
 	params := skyline.Params{FPS: o.fps, Width: max(first.Width&^1, 2), Height: max(first.Height&^1, 2)}
+	if o.format == "framed" && o.size != "" {
+		// --size is the stream's size, the offline card's too: every
+		// producer's frames are scaled to it, so viewers opened on the card
+		// stay connected (a new size would end their RTSP sessions).
+		params.Width, params.Height = max(o.w&^1, 2), max(o.h&^1, 2)
+	}
 	for _, f := range files {
 		if err := f.checkSize(params.Width, params.Height); err != nil {
 			return refuse(err)

@@ -21,6 +21,7 @@ import (
 	"github.com/skyline-go/skyline"
 	"github.com/skyline-go/skyline/internal/card"
 	"github.com/skyline-go/skyline/internal/feed"
+	"github.com/skyline-go/skyline/internal/rtptime"
 )
 
 // StreamOptions configure one stream. The zero value is valid: the stream
@@ -99,26 +100,21 @@ type Stream struct {
 	opts StreamOptions
 	log  *slog.Logger
 
-	mu        sync.Mutex // guards the fields below
-	removed   bool
-	open      bool
-	info      skyline.StreamInfo
-	ss        *gortsplib.ServerStream // nil until the first keyframe
-	mss       *gortsplib.ServerStream // multicast viewers' stream (see multicastStream), or nil
-	media     *description.Media
-	enc       *rtph264.Encoder
-	sps, pps  []byte
-	width     int
-	height    int
-	epoch     time.Time // capture time of the first access unit ss served
-	tsBase    uint32
-	lastTicks int64
-	haveTicks bool
-	shift     int64     // ticks added to capture times (see ticksLocked)
-	src       source    // the source of the last access unit written
-	lastWrite time.Time // wall clock of the last access unit written
-	warned    bool
-	ready     chan struct{} // closed at the first picture (see hold.go)
+	mu       sync.Mutex // guards the fields below
+	removed  bool
+	open     bool
+	info     skyline.StreamInfo
+	ss       *gortsplib.ServerStream // nil until the first keyframe
+	mss      *gortsplib.ServerStream // multicast viewers' stream (see multicastStream), or nil
+	media    *description.Media
+	enc      *rtph264.Encoder
+	sps, pps []byte
+	width    int
+	height   int
+	timeline rtptime.Timeline // capture times to RTP time, from the first access unit ss served
+	tsBase   uint32
+	warned   bool
+	ready    chan struct{} // closed at the first picture (see hold.go)
 
 	feed feed.Feed    // the session feeding the stream: keyframe requests, events
 	card *card.Source // the offline card, or nil (StreamOptions.Offline)
@@ -317,7 +313,7 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 		s.live = true
 		s.card.Hide()
 	}
-	s.writeLocked(au, s.info.Start.Add(au.PTS), source{start: s.info.Start})
+	s.writeLocked(au, s.info.Start.Add(au.PTS), rtptime.Source{Start: s.info.Start})
 	return nil
 }
 
@@ -332,19 +328,12 @@ func (s *Stream) writeCard(au *skyline.AccessUnit, at time.Time) {
 	if s.removed || s.live {
 		return
 	}
-	s.writeLocked(au, at, source{card: true})
-}
-
-// source is where an access unit comes from: one session of the feeding
-// SkyLine (by its start time), or the offline card.
-type source struct {
-	card  bool
-	start time.Time
+	s.writeLocked(au, at, rtptime.Source{Card: true})
 }
 
 // writeLocked describes, packetises and fans out one access unit of src
 // captured at the wall-clock time at.
-func (s *Stream) writeLocked(au *skyline.AccessUnit, at time.Time, src source) {
+func (s *Stream) writeLocked(au *skyline.AccessUnit, at time.Time, src rtptime.Source) {
 	var nalus [][]byte
 	var sps, pps []byte
 	for _, n := range skyline.SplitAnnexB(au.Data) {
@@ -377,51 +366,16 @@ func (s *Stream) writeLocked(au *skyline.AccessUnit, at time.Time, src source) {
 		s.log.Warn("cannot packetise an access unit", "error", err)
 		return
 	}
-	ts := s.tsBase + uint32(s.ticksLocked(at, src))
+	// The timeline shifts a source whose capture times lie behind the last
+	// timestamp sent (rtptime.Timeline); the NTP time of the RTCP sender
+	// reports follows it.
+	ts := s.tsBase + uint32(s.timeline.Ticks(at, src, time.Now()))
 	for _, p := range pkts {
 		p.Timestamp = ts
 	}
-	s.fanOutLocked(pkts, au.Keyframe, at.Add(ticksDuration(s.shift)))
+	s.fanOutLocked(pkts, au.Keyframe, at.Add(s.timeline.Shift()))
 	s.aus.Add(1)
 	s.packets.Add(uint64(len(pkts)))
-}
-
-// ticksLocked converts a capture time of src into 90 kHz ticks since the
-// stream's epoch, strictly increasing across sessions.
-//
-// When the source changes (a new session after Stop/Start, the card after
-// the live stream, the live stream after the card), its capture times may
-// lie behind the last timestamp sent: a producer piped faster than real
-// time has its frames stamped ahead of the clock (a 20 s clip read in 1 s
-// ends 19 s ahead). Clamped one tick at a time, every later picture of the
-// card and of the next producers would then carry nearly the same
-// timestamp until the clock caught up (players show them in a burst or
-// drop them). So the new source is shifted to continue from the last
-// timestamp plus the wall-clock time since it was sent.
-func (s *Stream) ticksLocked(at time.Time, src source) int64 {
-	ticks := durationTicks(at.Sub(s.epoch)) + s.shift
-	now := time.Now()
-	if s.haveTicks && src != s.src {
-		if next := s.lastTicks + max(durationTicks(now.Sub(s.lastWrite)), 1); ticks < next {
-			s.shift += next - ticks
-			ticks = next
-		}
-	}
-	if s.haveTicks && ticks <= s.lastTicks {
-		ticks = s.lastTicks + 1
-	}
-	s.lastTicks, s.haveTicks, s.src, s.lastWrite = ticks, true, src, now
-	return ticks
-}
-
-// durationTicks is d in 90 kHz ticks (RFC 6184 5.1: the H.264 RTP clock).
-func durationTicks(d time.Duration) int64 {
-	return int64(d/time.Second)*90000 + int64(d%time.Second)*90000/int64(time.Second)
-}
-
-// ticksDuration is the inverse of durationTicks.
-func ticksDuration(t int64) time.Duration {
-	return time.Duration(t/90000)*time.Second + time.Duration(t%90000)*time.Second/90000
 }
 
 // configureLocked (re)describes the stream from a keyframe's SPS and PPS.
@@ -474,7 +428,8 @@ func (s *Stream) configureLocked(sps, pps []byte, at time.Time) bool {
 	s.ss, s.media, s.enc = ss, media, enc
 	s.sps, s.pps = forma.SPS, forma.PPS
 	s.width, s.height = w, h
-	s.epoch, s.haveTicks, s.shift, s.tsBase = at, false, 0, binary.BigEndian.Uint32(b[:])
+	s.timeline.Reset(at)
+	s.tsBase = binary.BigEndian.Uint32(b[:])
 	s.signalReadyLocked()
 	s.log.Info("stream ready", "width", w, "height", h)
 	return true

@@ -18,6 +18,7 @@ import (
 	"github.com/skyline-go/skyline"
 	"github.com/skyline-go/skyline/internal/card"
 	"github.com/skyline-go/skyline/internal/feed"
+	"github.com/skyline-go/skyline/internal/rtptime"
 )
 
 // StreamOptions configure one stream. The zero value is valid: the stream
@@ -110,19 +111,17 @@ type Stream struct {
 	opts StreamOptions
 	log  *slog.Logger
 
-	mu        sync.Mutex // guards the fields below
-	removed   bool
-	open      bool
-	info      skyline.StreamInfo
-	pay       codecs.H264Payloader
-	epoch     time.Time // StreamInfo.Start of the first session: RTP time tsBase
-	tsBase    uint32
-	lastTicks int64
-	haveTicks bool
-	profile   string // profile-level-id of the last SPS ("" before one)
-	width     int
-	height    int
-	ready     chan struct{} // closed at the first keyframe (see hold.go)
+	mu       sync.Mutex // guards the fields below
+	removed  bool
+	open     bool
+	info     skyline.StreamInfo
+	pay      codecs.H264Payloader
+	timeline rtptime.Timeline // capture times to RTP time (epoch: StreamInfo.Start of the first session, RTP time tsBase)
+	tsBase   uint32
+	profile  string // profile-level-id of the last SPS ("" before one)
+	width    int
+	height   int
+	ready    chan struct{} // closed at the first keyframe (see hold.go)
 
 	feed feed.Feed    // the session feeding the stream: keyframe requests, events
 	card *card.Source // the offline card, or nil (StreamOptions.Offline)
@@ -230,8 +229,8 @@ func (s *Stream) Open(info skyline.StreamInfo) error {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrStreamBusy, s.path)
 	}
-	if s.epoch.IsZero() {
-		s.epoch = info.Start
+	if s.timeline.Epoch().IsZero() {
+		s.timeline.Reset(info.Start)
 	}
 	s.open, s.info, s.live = true, info, false
 	s.width, s.height = info.Width, info.Height
@@ -288,7 +287,7 @@ func (s *Stream) WriteAccessUnit(au *skyline.AccessUnit) error {
 		s.live = true
 		s.card.Hide()
 	}
-	s.write(au, s.info.Start.Add(au.PTS))
+	s.write(au, s.info.Start.Add(au.PTS), rtptime.Source{Start: s.info.Start})
 	return nil
 }
 
@@ -303,16 +302,13 @@ func (s *Stream) writeCard(au *skyline.AccessUnit, at time.Time) {
 		s.mu.Unlock()
 		return
 	}
-	s.write(au, at)
+	s.write(au, at, rtptime.Source{Card: true})
 }
 
-// write packetises an access unit captured at at and queues it to every
-// connected viewer (never waiting for one). It is called with s.mu held
-// and unlocks it.
-func (s *Stream) write(au *skyline.AccessUnit, at time.Time) {
-	if s.epoch.IsZero() {
-		s.epoch = at
-	}
+// write packetises an access unit of src captured at at and queues it to
+// every connected viewer (never waiting for one). It is called with s.mu
+// held and unlocks it.
+func (s *Stream) write(au *skyline.AccessUnit, at time.Time, src rtptime.Source) {
 	if au.Keyframe {
 		for _, n := range skyline.SplitAnnexB(au.Data) {
 			if len(n) >= 4 && n[0]&0x1f == 7 {
@@ -322,7 +318,7 @@ func (s *Stream) write(au *skyline.AccessUnit, at time.Time) {
 			}
 		}
 	}
-	ts := s.tsBase + uint32(s.ticksLocked(at))
+	ts := s.tsBase + uint32(s.timeline.Ticks(at, src, time.Now()))
 	payloads := s.pay.Payload(rtpMTU-12, au.Data)
 	if len(payloads) == 0 {
 		s.mu.Unlock()
@@ -361,18 +357,6 @@ func (s *Stream) write(au *skyline.AccessUnit, at time.Time) {
 	}
 }
 
-// ticksLocked converts a capture time into 90 kHz ticks since the
-// stream's epoch, strictly increasing across sessions.
-func (s *Stream) ticksLocked(at time.Time) int64 {
-	off := at.Sub(s.epoch)
-	ticks := int64(off/time.Second)*90000 + int64(off%time.Second)*90000/int64(time.Second)
-	if s.haveTicks && ticks <= s.lastTicks {
-		ticks = s.lastTicks + 1
-	}
-	s.lastTicks, s.haveTicks = ticks, true
-	return ticks
-}
-
 // clock is the RTP clock mapping the page uses to measure latency.
 type clock struct {
 	// Now is the server's wall clock, in Unix milliseconds.
@@ -391,8 +375,10 @@ func (s *Stream) clock() clock {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := clock{RTPBase: s.tsBase, Width: s.width, Height: s.height, Open: s.open}
-	if !s.epoch.IsZero() {
-		c.Epoch = float64(s.epoch.UnixMicro()) / 1000
+	if e := s.timeline.Epoch(); !e.IsZero() {
+		// RTP time maps to the capture time Epoch + (ts-RTPBase)/90 ms
+		// less the timeline's shift (rtptime.Timeline).
+		c.Epoch = float64(e.Add(-s.timeline.Shift()).UnixMicro()) / 1000
 	}
 	c.Now = float64(time.Now().UnixMicro()) / 1000
 	return c

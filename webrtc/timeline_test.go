@@ -1,0 +1,92 @@
+package webrtc_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/skyline-go/skyline"
+	"github.com/skyline-go/skyline/internal/whepclient"
+	"github.com/skyline-go/skyline/webrtc"
+)
+
+// TestTimelineAfterAProducerAheadOfTheClock: a producer piped faster than
+// real time ends with its capture times ahead of the wall clock. The
+// offline card after it, and the next session, must still be timestamped
+// at their own pace in the same WebRTC session: they were clamped to one
+// 90 kHz tick after the previous picture until the clock caught up (a
+// browser shows such pictures in a burst, or holds them).
+func TestTimelineAfterAProducerAheadOfTheClock(t *testing.T) {
+	const w, h, fps = smallW, smallH, 30.0
+	srv := newServer(t, webrtc.ServerConfig{})
+	st, err := srv.AddStream("/ahead", webrtc.StreamOptions{Offline: &skyline.OfflineCard{Width: w, Height: h, FPS: 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.RemoveStream("/ahead") })
+	sl, err := skyline.New(skyline.Config{NoDotEnv: true, Logger: testLogger, Timestamps: skyline.TimestampsCapture}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sl.Close() })
+	c := dial(t, st.WHEPURL(), whepclient.Options{Queue: 4096})
+	var aus []whepclient.AU
+	next := func(what string) whepclient.AU {
+		t.Helper()
+		select {
+		case au := <-c.AUs():
+			aus = append(aus, au)
+			return au
+		case <-time.After(20 * time.Second):
+			t.Fatalf("timeout waiting for %s (%d access units so far, lost %d)", what, len(aus), c.Lost())
+		}
+		return whepclient.AU{}
+	}
+	next("the card")
+
+	// Session 1: 30 frames put at once, captured one second apart (30 s of
+	// pictures, 29 s ahead of the clock at the end).
+	if err := sl.Start(skyline.Params{FPS: fps, Width: w, Height: h}); err != nil {
+		t.Fatal(err)
+	}
+	fr := newFrames(w, h)
+	buf := make([]byte, w*h*3)
+	t0 := time.Now()
+	for i := 0; i < 30; i++ {
+		fr.draw(buf, i)
+		f := skyline.FrameBGR(buf, w, h, 0)
+		f.Time = t0.Add(time.Duration(i) * time.Second)
+		if _, err := sl.Put(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for st.Stats().AccessUnits < 30 {
+		next("session 1's pictures")
+	}
+	if err := sl.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	n1 := len(aus)
+	for len(aus) < n1+4 {
+		next("the card after session 1")
+	}
+	// Session 2: a producer at real time.
+	if err := sl.Start(skyline.Params{FPS: fps, Width: w, Height: h}); err != nil {
+		t.Fatal(err)
+	}
+	f := startFeeder(t, sl, w, h, fps)
+	for n2 := len(aus); len(aus) < n2+20; {
+		next("session 2's pictures")
+	}
+	f.Stop()
+
+	squeezed := 0
+	for i := n1; i < len(aus); i++ {
+		// 1 ms: far below a frame at 30 fps (3000 ticks) or a card at 10 fps.
+		if d := int32(aus[i].RTPTime - aus[i-1].RTPTime); d < 90 {
+			squeezed++
+		}
+	}
+	if squeezed > 0 {
+		t.Errorf("%d of %d pictures after the producer ahead of the clock are timestamped less than 1 ms after the one before", squeezed, len(aus)-n1)
+	}
+}

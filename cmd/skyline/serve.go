@@ -373,8 +373,17 @@ func runProducers(ctx context.Context, prods producers, sl *skyline.SkyLine, o *
 		}
 		err = runSession(ctx, in, sl, o, files, c, started)
 		in.Close()
-		if !prods.Keep() || ctx.Err() != nil {
+		if !prods.Keep() {
 			return err
+		}
+		if err != nil && ctx.Err() != nil {
+			// Ctrl-C as a producer ended in error (its connection timed out,
+			// say): the producer's error is not the program's.
+			log.Warn("producer ended with an error", "input", prods.Describe(), "error", err)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return nil
 		}
 		if err != nil {
 			log.Warn("producer ended with an error; waiting for the next one", "input", prods.Describe(), "error", err)

@@ -31,5 +31,8 @@ func interruptibleStdin() {
 }
 
 // blockingStdin keeps the os.File that os.Stdin was: unreachable, its
-// finalizer would close descriptor 0 under the new one.
+// finalizer would close descriptor 0 under the new one. It is only
+// written: being referenced is its whole use.
+//
+//lint:ignore U1000 kept reachable on purpose (see above)
 var blockingStdin *os.File

@@ -71,7 +71,12 @@ func TestTimelineAfterAProducerAheadOfTheClock(t *testing.T) {
 			squeezed++
 		}
 	}
-	if squeezed > 0 {
+	// A change of source (card to live, live to card: three here) may
+	// come less than 1 ms of wall clock after the last picture of the
+	// other source on a loaded machine; the timeline then advances by that
+	// little. Without the fix every picture of the card and of session 2
+	// until the clock catches up is squeezed (20 or more).
+	if squeezed > 3 {
 		t.Errorf("%d of %d pictures after the producer ahead of the clock are timestamped less than 1 ms after the one before", squeezed, len(aus)-1)
 	}
 }

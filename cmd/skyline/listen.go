@@ -183,6 +183,10 @@ type listener struct {
 	// producer may wait for a frame before a new connection takes over.
 	timeout, grace time.Duration
 
+	// unixFile is the socket file as created: Close removes the path only
+	// while it is this file.
+	unixFile os.FileInfo
+
 	mu     sync.Mutex
 	active *producerConn // the producer streaming or handed over, nil when none
 	closed bool
@@ -208,13 +212,8 @@ func listenProducers(o *serveOptions, log *slog.Logger) (*listener, error) {
 	l := &listener{o: o, log: log, what: o.input, conns: make(chan *producerConn), done: make(chan struct{})}
 	l.timeout, l.grace = producerTimeouts(o.producerTimeout, o.fps)
 	if network == "unix" {
-		// A socket file left by an earlier run is replaced; any other file
-		// is not touched.
-		if fi, err := os.Lstat(addr); err == nil {
-			if fi.Mode()&os.ModeSocket == 0 {
-				return nil, fmt.Errorf("--input %s: %s exists and is not a socket", o.input, addr)
-			}
-			_ = os.Remove(addr)
+		if err := claimSocketPath(addr); err != nil {
+			return nil, fmt.Errorf("--input %s: %w", o.input, err)
 		}
 		l.unix = addr
 	}
@@ -223,6 +222,17 @@ func listenProducers(o *serveOptions, log *slog.Logger) (*listener, error) {
 		return nil, fmt.Errorf("--input %s: %w", o.input, err)
 	}
 	l.ln = ln
+	if ul, ok := ln.(*net.UnixListener); ok {
+		// Close removes the socket file only while it is still this
+		// listener's (Go's unlink on close would remove whatever file has
+		// the path by then: another serve's, started after this one's file
+		// was deleted).
+		ul.SetUnlinkOnClose(false)
+		if l.unixFile, err = os.Lstat(addr); err != nil {
+			_ = ln.Close()
+			return nil, fmt.Errorf("--input %s: %w", o.input, err)
+		}
+	}
 	if network == "tcp" {
 		l.what = "tcp:" + ln.Addr().String()
 	}
@@ -388,8 +398,37 @@ func (l *listener) Close() {
 	}
 	l.wg.Wait()
 	if l.unix != "" {
-		_ = os.Remove(l.unix)
+		if fi, err := os.Lstat(l.unix); err == nil && os.SameFile(fi, l.unixFile) {
+			_ = os.Remove(l.unix)
+		}
 	}
+}
+
+// claimSocketPath makes way for a listening socket at path: a socket file
+// left by an earlier run (nothing accepts on it: connecting is refused) is
+// removed; a socket a running program listens on (another serve with the
+// same --input) and any other file are not touched, and are an error.
+func claimSocketPath(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil // absent (any other problem is Listen's to report)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket", path)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		_ = c.Close()
+		return fmt.Errorf("%s is in use: another program (another skyline serve?) listens on it; "+
+			"choose another path or stop that program", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%s exists and cannot be told stale (%v): not replaced", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing the stale socket %s: %w", path, err)
+	}
+	return nil
 }
 
 // producerConn is a producer's connection: it counts the bytes of the frame

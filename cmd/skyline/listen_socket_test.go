@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestListenSocketInUse: a second serve started on the socket path of a
+// running one (the same --input by mistake) is refused with a clear error
+// and leaves the running one's socket alone; before, it removed the file
+// and listened in its place, so the first serve kept running with no way
+// in for its producers. And a serve removes its socket file at the end only
+// while the path is still its own: one deleted and taken by another
+// program since is left to that program (before, the first serve's exit
+// removed the file the second listened on). A stale socket file (nothing
+// listens on it) is still replaced.
+func TestListenSocketInUse(t *testing.T) {
+	input, dial, c, _ := startListening(t, "unix")
+	sock := strings.TrimPrefix(input, "unix:")
+	before, err := os.Lstat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second) // before the fix it ran on
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, "serve", "--input", input, "--size", "320x240", "--no-rtsp",
+		"--out", "file:"+filepath.Join(t.TempDir(), "x.mp4"), "--status", "never").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 || !strings.Contains(string(out), "is in use") {
+		t.Fatalf("second serve on %s: %v, output %q; want an error saying the socket is in use", sock, err, out)
+	}
+	if after, err := os.Lstat(sock); err != nil || !os.SameFile(before, after) {
+		t.Fatalf("the running serve's socket was replaced or removed (%v)", err)
+	}
+	conn, err := dial()
+	if err != nil {
+		t.Fatalf("the running serve no longer accepts producers: %v", err)
+	}
+	_ = conn.Close()
+
+	// The path deleted and taken by another program: not removed at exit.
+	if err := os.Remove(sock); err != nil {
+		t.Fatal(err)
+	}
+	other, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	stopCLI(t, c)
+	if _, err := os.Lstat(sock); err != nil {
+		t.Fatalf("serve removed at its exit a socket file that was no longer its own: %v", err)
+	}
+
+	// A stale socket file (its listener gone without removing it) is
+	// replaced, and removed at exit.
+	other.(*net.UnixListener).SetUnlinkOnClose(false)
+	_ = other.Close()
+	c2 := startCLI(t, "serve", "--input", input, "--size", "320x240", "--no-rtsp",
+		"--out", "file:"+filepath.Join(t.TempDir(), "y.mp4"), "--status", "never")
+	c2.line(t, "SkyLine: streaming unix:")
+	if conn, err := net.Dial("unix", sock); err != nil {
+		t.Fatalf("serve on a stale socket file: %v; stderr: %s", err, c2.stderr.String())
+	} else {
+		_ = conn.Close()
+	}
+	stopCLI(t, c2)
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket file left at exit: %v", err)
+	}
+}

@@ -404,11 +404,20 @@ func (l *listener) Close() {
 	}
 }
 
+// maxSocketPath is the longest path of a Unix socket: sun_path holds 108
+// bytes with the terminating NUL on Linux (unix(7)), 104 on the BSDs.
+const maxSocketPath = 107
+
 // claimSocketPath makes way for a listening socket at path: a socket file
 // left by an earlier run (nothing accepts on it: connecting is refused) is
 // removed; a socket a running program listens on (another serve with the
 // same --input) and any other file are not touched, and are an error.
 func claimSocketPath(path string) error {
+	if len(path) > maxSocketPath {
+		// bind(2) would say only "invalid argument".
+		return fmt.Errorf("the path is %d bytes long, longer than a Unix socket's path can be (%d, unix(7)): "+
+			"choose a shorter one", len(path), maxSocketPath)
+	}
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return nil // absent (any other problem is Listen's to report)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -74,4 +76,69 @@ func TestListenSocketInUse(t *testing.T) {
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket file left at exit: %v", err)
 	}
+}
+
+// TestListenRefusalsLogRateLimited: a flood of connections while a
+// producer streams is refused without flooding the log: at most one line a
+// second, the next one counting those left out (before, one warning per
+// connection: 200 lines for 200 connections).
+func TestListenRefusalsLogRateLimited(t *testing.T) {
+	const flood = 200
+	_, dial, c, _ := startListening(t, "unix", "--fps", "30")
+	conn, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := produce(conn, 320, 240, 0)
+	defer p.end()
+	refusedConn := func() error {
+		fc, err := dial()
+		if err != nil {
+			return err
+		}
+		defer fc.Close()
+		_ = fc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, err := fc.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("not closed by serve within 20 s")
+		}
+		return nil
+	}
+	start := time.Now()
+	errs := make(chan error, flood)
+	for i := 0; i < flood; i++ {
+		go func() { errs <- refusedConn() }()
+	}
+	for i := 0; i < flood; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("flood connection: %v", err)
+		}
+	}
+	elapsed := time.Since(start)
+	const line = "refused a second producer"
+	waitLog := func(n int) {
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(c.stderr.String(), line) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d refusal lines, want %d; stderr: %s", strings.Count(c.stderr.String(), line), n, c.stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitLog(1)
+	logged := strings.Count(c.stderr.String(), line)
+	if most := int(elapsed/time.Second) + 2; logged > most {
+		t.Fatalf("%d connections refused in %v: %d log lines, want at most %d", flood, elapsed, logged, most)
+	}
+	// A refusal a second later is logged with the count of those left out.
+	time.Sleep(1100 * time.Millisecond)
+	if err := refusedConn(); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(logged + 1)
+	if !strings.Contains(c.stderr.String(), "more_refused_not_logged=") {
+		t.Fatalf("no count of the refusals left out of the log; stderr: %s", c.stderr.String())
+	}
+	t.Logf("%d connections refused in %v: %d log lines", flood, elapsed, logged)
+	p.end()
+	stopCLI(t, c)
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -141,4 +142,49 @@ func TestListenRefusalsLogRateLimited(t *testing.T) {
 	t.Logf("%d connections refused in %v: %d log lines", flood, elapsed, logged)
 	p.end()
 	stopCLI(t, c)
+}
+
+// TestListenInterruptWhileStreamingQuiet: Ctrl-C (or SIGTERM) while a
+// producer streams, or while one is connected and silent, ends serve with
+// exit 0, the socket file removed and no warning (before, every such stop
+// logged "producer ended with an error" error="context canceled").
+func TestListenInterruptWhileStreamingQuiet(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		sig    os.Signal
+		silent bool
+	}{{"streaming/SIGINT", os.Interrupt, false}, {"streaming/SIGTERM", syscall.SIGTERM, false}, {"silent/SIGINT", os.Interrupt, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			input, dial, cl, _ := startListening(t, "unix", "--fps", "30", "--log-level", "info")
+			conn, err := dial()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if !c.silent {
+				p := produce(conn, 320, 240, 0)
+				defer p.end()
+				deadline := time.Now().Add(20 * time.Second) // until its frames are encoded: the SkyLine streams
+				for !strings.Contains(cl.stderr.String(), "msg=streaming") {
+					if time.Now().After(deadline) {
+						t.Fatalf("not streaming; stderr: %s", cl.stderr.String())
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			} else {
+				_, _ = conn.Write(make([]byte, 1000)) // part of a frame, then nothing
+				time.Sleep(300 * time.Millisecond)
+			}
+			_ = cl.cmd.Process.Signal(c.sig)
+			if code := cl.wait(t); code != 0 {
+				t.Fatalf("exit %d; stderr: %s", code, cl.stderr.String())
+			}
+			if strings.Contains(cl.stderr.String(), "level=WARN") || strings.Contains(cl.stderr.String(), "level=ERROR") {
+				t.Errorf("a warning at a plain stop: %s", cl.stderr.String())
+			}
+			if _, err := os.Lstat(strings.TrimPrefix(input, "unix:")); !os.IsNotExist(err) {
+				t.Errorf("socket file left: %v", err)
+			}
+		})
+	}
 }

@@ -188,3 +188,29 @@ func TestListenInterruptWhileStreamingQuiet(t *testing.T) {
 		})
 	}
 }
+
+// TestListenRefusedPythonProducerTold: the example Python producer
+// (examples/python-pipe/send.py --connect) refused because another
+// producer streams says so and exits 1 (it exited 0 without a word, as if
+// it had streamed).
+func TestListenRefusedPythonProducerTold(t *testing.T) {
+	input, dial, c, _ := startListening(t, "unix", "--fps", "30")
+	conn, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := produce(conn, 320, 240, 0)
+	defer p.end()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "/usr/bin/python3", "../../examples/python-pipe/send.py", "--size", "320x240",
+		"--fps", "30", "--connect", input).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "skyline closed the connection") {
+		t.Fatalf("refused send.py: %v, output %q; want exit 1 saying skyline closed the connection", err, out)
+	}
+	if !strings.Contains(c.stderr.String(), "refused a second producer") {
+		t.Errorf("serve did not log the refusal; stderr: %s", c.stderr.String())
+	}
+	p.end()
+	stopCLI(t, c)
+}

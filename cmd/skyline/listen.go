@@ -226,7 +226,7 @@ func listenProducers(o *serveOptions, log *slog.Logger) (*listener, error) {
 		return nil, fmt.Errorf("--input %s: %w", o.input, err)
 	}
 	l.ln = ln
-	if ul, ok := ln.(*net.UnixListener); ok {
+	if ul, ok := ln.(*net.UnixListener); ok && !strings.HasPrefix(addr, "@") { // @: Linux's abstract namespace, no file
 		// Close removes the socket file only while it is still this
 		// listener's (Go's unlink on close would remove whatever file has
 		// the path by then: another serve's, started after this one's file
@@ -413,7 +413,7 @@ func (l *listener) Close() {
 		_ = active.Close()
 	}
 	l.wg.Wait()
-	if l.unix != "" {
+	if l.unixFile != nil {
 		if fi, err := os.Lstat(l.unix); err == nil && os.SameFile(fi, l.unixFile) {
 			_ = os.Remove(l.unix)
 		}

@@ -214,3 +214,23 @@ func TestListenRefusedPythonProducerTold(t *testing.T) {
 	p.end()
 	stopCLI(t, c)
 }
+
+// TestListenAbstractSocket: a socket in Linux's abstract namespace
+// (unix:@NAME, no file) is served too, and a second serve on it is refused.
+func TestListenAbstractSocket(t *testing.T) {
+	name := fmt.Sprintf("@skyline-test-%d", os.Getpid())
+	args := []string{"serve", "--input", "unix:" + name, "--size", "320x240", "--no-rtsp", "--status", "never"}
+	c := startCLI(t, append(args, "--out", "file:"+filepath.Join(t.TempDir(), "x.mp4"))...)
+	c.line(t, "SkyLine: streaming unix:@")
+	conn, err := net.Dial("unix", name)
+	if err != nil {
+		t.Fatalf("dial %s: %v; stderr: %s", name, err, c.stderr.String())
+	}
+	p := produce(conn, 320, 240, 0)
+	out, err := exec.Command(binary, append(args, "--out", "file:"+filepath.Join(t.TempDir(), "y.mp4"))...).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 || !strings.Contains(string(out), "address already in use") {
+		t.Errorf("second serve on %s: %v, output %q", name, err, out)
+	}
+	p.end()
+	stopCLI(t, c)
+}

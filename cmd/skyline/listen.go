@@ -239,6 +239,13 @@ func listenProducers(o *serveOptions, log *slog.Logger) (*listener, error) {
 	}
 	if network == "tcp" {
 		l.what = "tcp:" + ln.Addr().String()
+		if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {
+			// A producer needs no credentials: whoever reaches the port
+			// streams to the viewers while no producer does.
+			log.Warn("producer input: listening beyond this machine, with no authentication: anyone who can reach "+
+				"the port can stream to the viewers while no producer streams (listen on 127.0.0.1, or unix:PATH, "+
+				"unless that is intended)", "input", l.what)
+		}
 	}
 	l.wg.Add(1)
 	go l.accept()

@@ -234,3 +234,23 @@ func TestListenAbstractSocket(t *testing.T) {
 	p.end()
 	stopCLI(t, c)
 }
+
+// TestListenTCPBeyondLoopbackWarned: a TCP producer input that listens
+// beyond loopback (tcp::PORT, tcp:0.0.0.0:PORT) takes frames from whoever
+// reaches it, with no credentials: serve says so at start; on 127.0.0.1 it
+// does not.
+func TestListenTCPBeyondLoopbackWarned(t *testing.T) {
+	for _, c := range []struct {
+		host string
+		warn bool
+	}{{"0.0.0.0", true}, {"", true}, {"127.0.0.1", false}} {
+		addr := fmt.Sprintf("%s:%d", c.host, freePort(t))
+		cl := startCLI(t, "serve", "--input", "tcp:"+addr, "--size", "320x240", "--no-rtsp", "--status", "never",
+			"--out", "file:"+filepath.Join(t.TempDir(), "x.mp4"))
+		cl.line(t, "SkyLine: streaming tcp:")
+		log := stopCLI(t, cl)
+		if got := strings.Contains(log, "no authentication"); got != c.warn {
+			t.Errorf("tcp:%s: warned %v, want %v; stderr: %s", addr, got, c.warn, log)
+		}
+	}
+}

@@ -58,7 +58,9 @@
 // sessions playing are not affected); at most MaxConnections HTTP
 // connections (1000), MaxConnectionsPerClient per client IP address (100),
 // beyond which a connection is closed at once with a warning; accept
-// errors (a full descriptor table) are logged and retried. A request must
+// errors (a full descriptor table) are logged and retried, and an offer
+// whose session cannot open its sockets then gets 503 with the reason (a
+// warning logged), never an answer no viewer can reach. A request must
 // arrive within ReadTimeout (10 s: a silent or trickling client is cut),
 // with headers up to MaxHeaderBytes (431 beyond) and an offer up to
 // MaxOfferBytes (413); an idle keep-alive connection is closed after

@@ -171,6 +171,10 @@ func (s *Server) serveWHEP(w http.ResponseWriter, r *http.Request, st *Stream) {
 	case errors.Is(err, errRemoved):
 		http.NotFound(w, r)
 		return
+	case errors.Is(err, errResources):
+		s.limitedLog("resources", "WHEP offer refused: the server is short of resources (descriptors?)", "remote", r.RemoteAddr, "error", err)
+		http.Error(w, "503 "+err.Error()+"; retry later", http.StatusServiceUnavailable)
+		return
 	case errors.Is(err, errTooMany), errors.Is(err, errNotServing):
 		http.Error(w, "503 "+err.Error(), http.StatusServiceUnavailable)
 		return

@@ -280,6 +280,8 @@ type Server struct {
 	refusedT time.Time // time of the last log line about them
 
 	wg sync.WaitGroup // viewer goroutines
+
+	logLimit logLimiter
 }
 
 // NewServer validates cfg and returns a stopped server.

@@ -420,6 +420,7 @@ var (
 	errProfile     = errors.New("this viewer cannot decode the stream")
 	errRemoved     = errors.New("stream removed")
 	errGatherTimer = errors.New("ICE gathering did not complete in time")
+	errResources   = errors.New("the server is short of resources for a new session")
 )
 
 // check returns errRemoved when the stream was removed.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -89,6 +90,18 @@ func (r *reservation) release() {
 	})
 }
 
+// offerErr classifies an error of pion's negotiation: a server short of
+// resources (no descriptor, buffer or memory for the session's sockets:
+// the viewer may retry) or, otherwise, an offer that cannot be answered.
+func offerErr(err error) error {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM} {
+		if errors.Is(err, e) {
+			return fmt.Errorf("%w: %v", errResources, err)
+		}
+	}
+	return fmt.Errorf("%w: %v", errBadOffer, err)
+}
+
 func newID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -138,7 +151,7 @@ func (s *Stream) newViewer(ctx context.Context, offer, remote string, slot *rese
 		return nil, "", err
 	}
 	if err := pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeOffer, SDP: offer}); err != nil {
-		return fail(fmt.Errorf("%w: %v", errBadOffer, err))
+		return fail(offerErr(err))
 	}
 	v.track, err = pion.NewTrackLocalStaticRTP(pion.RTPCodecCapability{MimeType: pion.MimeTypeH264, ClockRate: 90000,
 		SDPFmtpLine: h264Fmtp(label)}, "video", "skyline")
@@ -147,7 +160,7 @@ func (s *Stream) newViewer(ctx context.Context, offer, remote string, slot *rese
 	}
 	sender, err := pc.AddTrack(v.track)
 	if err != nil {
-		return fail(fmt.Errorf("%w: %v", errBadOffer, err))
+		return fail(offerErr(err))
 	}
 	if codec, ok := answerCodec(label); ok && s.streamProfile() != "" {
 		for _, tr := range pc.GetTransceivers() {
@@ -160,12 +173,12 @@ func (s *Stream) newViewer(ctx context.Context, offer, remote string, slot *rese
 	}
 	answer, err := pc.CreateAnswer(nil)
 	if err != nil {
-		return fail(fmt.Errorf("%w: %v", errBadOffer, err))
+		return fail(offerErr(err))
 	}
 	gathered := pion.GatheringCompletePromise(pc)
 	pc.OnConnectionStateChange(v.stateChanged)
 	if err := pc.SetLocalDescription(answer); err != nil {
-		return fail(fmt.Errorf("%w: %v", errBadOffer, err))
+		return fail(offerErr(err))
 	}
 	wait := time.NewTimer(10 * time.Second)
 	defer wait.Stop()
@@ -179,6 +192,11 @@ func (s *Stream) newViewer(ctx context.Context, offer, remote string, slot *rese
 	sdp := pc.LocalDescription().SDP
 	if !strings.Contains(strings.ToUpper(sdp), "H264/90000") {
 		return fail(fmt.Errorf("%w: no H.264 variant of the offer is acceptable", errBadOffer))
+	}
+	if !strings.Contains(sdp, "a=candidate:") {
+		// Every socket failed (a full descriptor table): the viewer could
+		// never reach this session.
+		return fail(fmt.Errorf("%w: no ICE candidate could be gathered (no socket could be opened)", errResources))
 	}
 
 	srv.mu.Lock()

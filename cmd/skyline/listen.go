@@ -183,6 +183,14 @@ type listener struct {
 	// producer may wait for a frame before a new connection takes over.
 	timeout, grace time.Duration
 
+	// unixFile is the socket file as created: Close removes the path only
+	// while it is this file.
+	unixFile os.FileInfo
+	// refusedAt is when a refused connection was last logged; refusedQuiet
+	// counts those refused since, not logged (accept's goroutine only).
+	refusedAt    time.Time
+	refusedQuiet int
+
 	mu     sync.Mutex
 	active *producerConn // the producer streaming or handed over, nil when none
 	closed bool
@@ -208,13 +216,8 @@ func listenProducers(o *serveOptions, log *slog.Logger) (*listener, error) {
 	l := &listener{o: o, log: log, what: o.input, conns: make(chan *producerConn), done: make(chan struct{})}
 	l.timeout, l.grace = producerTimeouts(o.producerTimeout, o.fps)
 	if network == "unix" {
-		// A socket file left by an earlier run is replaced; any other file
-		// is not touched.
-		if fi, err := os.Lstat(addr); err == nil {
-			if fi.Mode()&os.ModeSocket == 0 {
-				return nil, fmt.Errorf("--input %s: %s exists and is not a socket", o.input, addr)
-			}
-			_ = os.Remove(addr)
+		if err := claimSocketPath(addr); err != nil {
+			return nil, fmt.Errorf("--input %s: %w", o.input, err)
 		}
 		l.unix = addr
 	}
@@ -223,8 +226,26 @@ func listenProducers(o *serveOptions, log *slog.Logger) (*listener, error) {
 		return nil, fmt.Errorf("--input %s: %w", o.input, err)
 	}
 	l.ln = ln
+	if ul, ok := ln.(*net.UnixListener); ok && !strings.HasPrefix(addr, "@") { // @: Linux's abstract namespace, no file
+		// Close removes the socket file only while it is still this
+		// listener's (Go's unlink on close would remove whatever file has
+		// the path by then: another serve's, started after this one's file
+		// was deleted).
+		ul.SetUnlinkOnClose(false)
+		if l.unixFile, err = os.Lstat(addr); err != nil {
+			_ = ln.Close()
+			return nil, fmt.Errorf("--input %s: %w", o.input, err)
+		}
+	}
 	if network == "tcp" {
 		l.what = "tcp:" + ln.Addr().String()
+		if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {
+			// A producer needs no credentials: whoever reaches the port
+			// streams to the viewers while no producer does.
+			log.Warn("producer input: listening beyond this machine, with no authentication: anyone who can reach "+
+				"the port can stream to the viewers while no producer streams (listen on 127.0.0.1, or unix:PATH, "+
+				"unless that is intended)", "input", l.what)
+		}
 	}
 	l.wg.Add(1)
 	go l.accept()
@@ -336,9 +357,21 @@ func (l *listener) admit(pc *producerConn) bool {
 	}
 }
 
+// refused logs a refused connection, at most once a second with the count
+// of those not logged since (a flood of connections must not flood the
+// log).
 func (l *listener) refused(pc, active *producerConn) {
-	l.log.Warn("producer input: refused a second producer while one is streaming", "input", l.what,
-		"remote", pc.remote, "streaming", active.remote)
+	now := time.Now()
+	if now.Sub(l.refusedAt) < time.Second {
+		l.refusedQuiet++
+		return
+	}
+	args := []any{"input", l.what, "remote", pc.remote, "streaming", active.remote}
+	if l.refusedQuiet > 0 {
+		args = append(args, "more_refused_not_logged", l.refusedQuiet)
+	}
+	l.refusedAt, l.refusedQuiet = now, 0
+	l.log.Warn("producer input: refused a second producer while one is streaming", args...)
 }
 
 func (l *listener) Next(ctx context.Context) (input, error) {
@@ -387,9 +420,47 @@ func (l *listener) Close() {
 		_ = active.Close()
 	}
 	l.wg.Wait()
-	if l.unix != "" {
-		_ = os.Remove(l.unix)
+	if l.unixFile != nil {
+		if fi, err := os.Lstat(l.unix); err == nil && os.SameFile(fi, l.unixFile) {
+			_ = os.Remove(l.unix)
+		}
 	}
+}
+
+// maxSocketPath is the longest path of a Unix socket: sun_path holds 108
+// bytes with the terminating NUL on Linux (unix(7)), 104 on the BSDs.
+const maxSocketPath = 107
+
+// claimSocketPath makes way for a listening socket at path: a socket file
+// left by an earlier run (nothing accepts on it: connecting is refused) is
+// removed; a socket a running program listens on (another serve with the
+// same --input) and any other file are not touched, and are an error.
+func claimSocketPath(path string) error {
+	if len(path) > maxSocketPath {
+		// bind(2) would say only "invalid argument".
+		return fmt.Errorf("the path is %d bytes long, longer than a Unix socket's path can be (%d, unix(7)): "+
+			"choose a shorter one", len(path), maxSocketPath)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil // absent (any other problem is Listen's to report)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket", path)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		_ = c.Close()
+		return fmt.Errorf("%s is in use: another program (another skyline serve?) listens on it; "+
+			"choose another path or stop that program", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%s exists and cannot be told stale (%v): not replaced", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing the stale socket %s: %w", path, err)
+	}
+	return nil
 }
 
 // producerConn is a producer's connection: it counts the bytes of the frame

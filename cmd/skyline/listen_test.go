@@ -440,6 +440,7 @@ func TestServeListenBadInput(t *testing.T) {
 		{[]string{"--input", "tcp:", "--size", "64x48"}, "want unix:/path/to.sock or tcp:HOST:PORT"},
 		{[]string{"--input", "unix:" + notSock, "--size", "64x48"}, "is not a socket"},
 		{[]string{"--input", "tcp:256.0.0.1:1", "--size", "64x48"}, "--input tcp:256.0.0.1:1"},
+		{[]string{"--input", "unix:/tmp/" + strings.Repeat("d", 100) + "/s.sock", "--size", "64x48"}, "longer than a Unix socket's path can be"},
 	} {
 		args := append([]string{"serve", "--no-rtsp", "--out", "file:" + filepath.Join(t.TempDir(), "x.mp4")}, c.args...)
 		out, err := exec.Command(binary, args...).CombinedOutput()

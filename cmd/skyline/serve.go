@@ -378,8 +378,11 @@ func runProducers(ctx context.Context, prods producers, sl *skyline.SkyLine, o *
 		}
 		if err != nil && ctx.Err() != nil {
 			// Ctrl-C as a producer ended in error (its connection timed out,
-			// say): the producer's error is not the program's.
-			log.Warn("producer ended with an error", "input", prods.Describe(), "error", err)
+			// say): the producer's error is not the program's. Ctrl-C
+			// itself (the session's context.Canceled) is no error at all.
+			if !errors.Is(err, context.Canceled) {
+				log.Warn("producer ended with an error", "input", prods.Describe(), "error", err)
+			}
 			return nil
 		}
 		if ctx.Err() != nil {

@@ -90,8 +90,16 @@ def main():
             n += 1
             # keep the frame rate: sleep until frame n is due
             time.sleep(max(0.0, start + n / args.fps - time.monotonic()))
-    except (BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
-        pass  # skyline stopped, or Ctrl-C
+    except KeyboardInterrupt:
+        pass  # Ctrl-C
+    except (BrokenPipeError, ConnectionResetError):
+        if not args.connect:
+            return  # skyline stopped reading the pipe
+        # skyline closed the connection: it stopped, timed this producer
+        # out (--producer-timeout), or refused it because another producer
+        # streams; its log says which.
+        sys.exit("send.py: skyline closed the connection after %d frames (stopped, timed out, or "
+                 "refused because another producer is streaming: see skyline's log)" % n)
 
 
 if __name__ == "__main__":

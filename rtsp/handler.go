@@ -2,6 +2,7 @@ package rtsp
 
 import (
 	"errors"
+	"log/slog"
 	"net/url"
 
 	"github.com/bluenviron/gortsplib/v5"
@@ -72,11 +73,10 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	if v == nil {
 		addr := ctx.Conn.NetConn().RemoteAddr().String()
 		if !h.s.sessions.take(addr) {
-			h.s.sessions.logs.Do(func() {
-				h.s.log.Warn("refused a SETUP: too many sessions from this address (MaxConnectionsPerClient)",
-					"remote", addr, "max_connections_per_client", h.s.cfg.MaxConnectionsPerClient,
-					"refused_total", h.s.sessions.refused.Load())
-			})
+			h.s.sessions.logs.Log(h.s.log, slog.LevelWarn, "sessions",
+				"refused a SETUP: too many sessions from this address (MaxConnectionsPerClient)",
+				"remote", addr, "max_connections_per_client", h.s.cfg.MaxConnectionsPerClient,
+				"refused_total", h.s.sessions.refused.Load())
 			return &base.Response{StatusCode: base.StatusServiceUnavailable,
 				StatusMessage: "Service Unavailable (too many sessions from this address)"}, nil, nil
 		}

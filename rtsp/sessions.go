@@ -4,9 +4,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"golang.org/x/time/rate"
+	"github.com/skyline-go/skyline/internal/ratelog"
 )
 
 // sessionCap counts the sessions of each client address against
@@ -22,11 +21,11 @@ type sessionCap struct {
 	perHost map[string]int
 
 	refused atomic.Uint64
-	logs    rate.Sometimes // one log line a second at most
+	logs    ratelog.Limiter
 }
 
 func newSessionCap(max int) *sessionCap {
-	return &sessionCap{max: max, perHost: map[string]int{}, logs: rate.Sometimes{Interval: time.Second}}
+	return &sessionCap{max: max, perHost: map[string]int{}}
 }
 
 // hostOf is the IP address of a host:port address.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"html/template"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"slices"
@@ -172,7 +173,7 @@ func (s *Server) serveWHEP(w http.ResponseWriter, r *http.Request, st *Stream) {
 		http.NotFound(w, r)
 		return
 	case errors.Is(err, errResources):
-		s.limitedLog("resources", "WHEP offer refused: the server is short of resources (descriptors?)", "remote", r.RemoteAddr, "error", err)
+		s.logLimit.Log(s.log, slog.LevelWarn, "resources", "WHEP offer refused: the server is short of resources (descriptors?)", "remote", r.RemoteAddr, "error", err)
 		http.Error(w, "503 "+err.Error()+"; retry later", http.StatusServiceUnavailable)
 		return
 	case errors.Is(err, errTooMany), errors.Is(err, errNotServing):

@@ -22,6 +22,7 @@ import (
 
 	"github.com/skyline-go/skyline/internal/netguard"
 	"github.com/skyline-go/skyline/internal/pathmap"
+	"github.com/skyline-go/skyline/internal/ratelog"
 )
 
 // Defaults for the zero values of ServerConfig.
@@ -281,7 +282,7 @@ type Server struct {
 
 	wg sync.WaitGroup // viewer goroutines
 
-	logLimit logLimiter
+	logLimit ratelog.Limiter // rate-limited warnings (a flood must not flood the log)
 }
 
 // NewServer validates cfg and returns a stopped server.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/skyline-go/skyline"
+	"github.com/skyline-go/skyline/internal/ratelog"
 )
 
 // producers hands out the inputs of successive producer sessions: each is
@@ -186,10 +187,7 @@ type listener struct {
 	// unixFile is the socket file as created: Close removes the path only
 	// while it is this file.
 	unixFile os.FileInfo
-	// refusedAt is when a refused connection was last logged; refusedQuiet
-	// counts those refused since, not logged (accept's goroutine only).
-	refusedAt    time.Time
-	refusedQuiet int
+	logs     ratelog.Limiter // refusals (a flood must not flood the log)
 
 	mu     sync.Mutex
 	active *producerConn // the producer streaming or handed over, nil when none
@@ -361,17 +359,8 @@ func (l *listener) admit(pc *producerConn) bool {
 // of those not logged since (a flood of connections must not flood the
 // log).
 func (l *listener) refused(pc, active *producerConn) {
-	now := time.Now()
-	if now.Sub(l.refusedAt) < time.Second {
-		l.refusedQuiet++
-		return
-	}
-	args := []any{"input", l.what, "remote", pc.remote, "streaming", active.remote}
-	if l.refusedQuiet > 0 {
-		args = append(args, "more_refused_not_logged", l.refusedQuiet)
-	}
-	l.refusedAt, l.refusedQuiet = now, 0
-	l.log.Warn("producer input: refused a second producer while one is streaming", args...)
+	l.logs.Log(l.log, slog.LevelWarn, "refused", "producer input: refused a second producer while one is streaming",
+		"input", l.what, "remote", pc.remote, "streaming", active.remote)
 }
 
 func (l *listener) Next(ctx context.Context) (input, error) {

@@ -136,7 +136,7 @@ func TestListenRefusalsLogRateLimited(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLog(logged + 1)
-	if !strings.Contains(c.stderr.String(), "more_refused_not_logged=") {
+	if !strings.Contains(c.stderr.String(), "not_logged_since=") {
 		t.Fatalf("no count of the refusals left out of the log; stderr: %s", c.stderr.String())
 	}
 	t.Logf("%d connections refused in %v: %d log lines", flood, elapsed, logged)

@@ -18,13 +18,14 @@
 package netguard
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/skyline-go/skyline/internal/ratelog"
 )
 
 // Accept retry backoff: from BackoffMin, doubling, up to BackoffMax.
@@ -49,14 +50,13 @@ type Config struct {
 // *Conn values; closing one frees its place under the caps.
 type Listener struct {
 	net.Listener
-	cfg Config
-	log *slog.Logger
+	cfg  Config
+	log  *slog.Logger
+	logs ratelog.Limiter
 
 	mu      sync.Mutex // guards the fields below
 	total   int
 	perAddr map[string]int
-	logged  map[string]time.Time // last log line per kind
-	quiet   map[string]int       // lines not logged since
 
 	closing chan struct{}
 	once    sync.Once
@@ -68,8 +68,7 @@ func New(ln net.Listener, cfg Config) *Listener {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Listener{Listener: ln, cfg: cfg, log: log, perAddr: map[string]int{}, logged: map[string]time.Time{},
-		quiet: map[string]int{}, closing: make(chan struct{})}
+	return &Listener{Listener: ln, cfg: cfg, log: log, perAddr: map[string]int{}, closing: make(chan struct{})}
 }
 
 // Close stops listening; Accept then returns net.ErrClosed.
@@ -172,20 +171,7 @@ func (l *Listener) release(host string) {
 // LogLimited logs at most one line per kind and second, counting the
 // others (an attack or a full descriptor table must not flood the log).
 func (l *Listener) LogLimited(kind string, level slog.Level, msg string, args ...any) {
-	l.mu.Lock()
-	now := time.Now()
-	if now.Sub(l.logged[kind]) < time.Second {
-		l.quiet[kind]++
-		l.mu.Unlock()
-		return
-	}
-	l.logged[kind] = now
-	if n := l.quiet[kind]; n > 0 {
-		args = append(args, "not_logged_since", n)
-	}
-	l.quiet[kind] = 0
-	l.mu.Unlock()
-	l.log.Log(context.Background(), level, msg, args...)
+	l.logs.Log(l.log, level, kind, msg, args...)
 }
 
 // Conn is an admitted connection; Close frees its place under the caps

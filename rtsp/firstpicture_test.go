@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/skyline-go/skyline"
+	"github.com/skyline-go/skyline/internal/testlog"
 	"github.com/skyline-go/skyline/internal/testpattern"
 	"github.com/skyline-go/skyline/rtsp"
 )
@@ -97,7 +98,7 @@ func TestFirstPictureWithoutNextAccessUnit(t *testing.T) {
 			defer cancel()
 			args := c.cmd(st.URL())
 			cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-			var stderr syncBuffer
+			var stderr testlog.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.StdoutPipe()
 			if err != nil {

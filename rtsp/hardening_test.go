@@ -1,7 +1,6 @@
 package rtsp_test
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -12,30 +11,9 @@ import (
 	"time"
 
 	"github.com/skyline-go/skyline"
+	"github.com/skyline-go/skyline/internal/testlog"
 	"github.com/skyline-go/skyline/rtsp"
 )
-
-// syncBuffer is a log sink safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func bufferLogger(b *syncBuffer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
 
 // closedWithin reads c until the server closes it, and fails the test when
 // that takes longer than d (c must send nothing more).
@@ -148,8 +126,8 @@ func TestConnectionCaps(t *testing.T) {
 		{"server-wide", rtsp.ServerConfig{MaxConnections: 4}, "MaxConnections"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var logs syncBuffer
-			c.cfg.Logger = bufferLogger(&logs)
+			var logs testlog.Buffer
+			c.cfg.Logger = logs.Logger(slog.LevelInfo)
 			srv := newServer(t, c.cfg)
 			sl := startSkyLine(t, srv, "/cam", smallW, smallH, smallFPS, skyline.Encoder{})
 			f := startFeeder(t, sl, smallW, smallH, smallFPS, 0)
@@ -178,9 +156,11 @@ func TestConnectionCaps(t *testing.T) {
 			if err := closedWithin(extra, 3*time.Second); err != nil {
 				t.Fatalf("a connection beyond %s: %v", c.cap, err)
 			}
-			waitFor(t, 5*time.Second, "the log line", func() bool {
-				return strings.Contains(logs.String(), "refused a connection: too many connections ("+c.cap+")")
-			})
+			if !logs.WaitFor(5*time.Second, func(l string) bool {
+				return strings.Contains(l, "refused a connection: too many connections ("+c.cap+")")
+			}) {
+				t.Fatalf("no log line naming %s:\n%s", c.cap, logs.String())
+			}
 			n := v.count.Load()
 			waitFor(t, 5*time.Second, "the viewer to keep receiving", func() bool { return v.count.Load() > n+5 })
 			for _, h := range held {
@@ -198,8 +178,8 @@ func TestConnectionCaps(t *testing.T) {
 // TestViewerLeftHasAddress: the viewer-left event and log line carry the
 // viewer's address, as viewer-joined does.
 func TestViewerLeftHasAddress(t *testing.T) {
-	var logs syncBuffer
-	srv := newServer(t, rtsp.ServerConfig{Logger: bufferLogger(&logs)})
+	var logs testlog.Buffer
+	srv := newServer(t, rtsp.ServerConfig{Logger: logs.Logger(slog.LevelInfo)})
 	events := make(chan skyline.Event, 100)
 	sl, err := rtsp.NewSkyLine(srv, "/cam", skyline.Config{NoDotEnv: true, Logger: testLogger,
 		OnEvent: func(e skyline.Event) {
@@ -238,8 +218,10 @@ func TestViewerLeftHasAddress(t *testing.T) {
 		if _, _, err := net.SplitHostPort(left.Viewer); err != nil || left.Viewer != joined.Viewer {
 			t.Fatalf("viewer-left address %q, viewer-joined %q", left.Viewer, joined.Viewer)
 		}
-		waitFor(t, 5*time.Second, "the log line", func() bool {
-			return strings.Contains(logs.String(), `msg="viewer left"`) && strings.Contains(logs.String(), "remote="+left.Viewer+" reason=")
-		})
+		if !logs.WaitFor(5*time.Second, func(l string) bool {
+			return strings.Contains(l, `msg="viewer left"`) && strings.Contains(l, "remote="+left.Viewer+" reason=")
+		}) {
+			t.Fatalf("no viewer-left log line with the address:\n%s", logs.String())
+		}
 	}
 }

@@ -3,6 +3,7 @@ package rtsp_test
 import (
 	"bufio"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/textproto"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/skyline-go/skyline"
+	"github.com/skyline-go/skyline/internal/testlog"
 	"github.com/skyline-go/skyline/rtsp"
 )
 
@@ -95,9 +97,9 @@ func udpSession(addr, url string, port int, play bool) (int, error) {
 // ends (played or not, at IdleTimeout) frees its place.
 func TestUDPSessionsCountedPerClient(t *testing.T) {
 	const perClient = 3
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	srv := newServer(t, rtsp.ServerConfig{UDPPort: freeUDPPair(t), MaxConnectionsPerClient: perClient,
-		IdleTimeout: 2 * time.Second, Logger: bufferLogger(logs)})
+		IdleTimeout: 2 * time.Second, Logger: logs.Logger(slog.LevelInfo)})
 	sl := startSkyLine(t, srv, "/cam", smallW, smallH, smallFPS, skyline.Encoder{})
 	f := startFeeder(t, sl, smallW, smallH, smallFPS, 0)
 	defer f.Stop()

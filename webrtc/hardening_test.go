@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skyline-go/skyline/internal/testlog"
 	"github.com/skyline-go/skyline/internal/whepclient"
 	"github.com/skyline-go/skyline/webrtc"
 )
@@ -362,15 +363,8 @@ func TestWHEPConnectionCaps(t *testing.T) {
 		{"server-wide", webrtc.ServerConfig{MaxConnections: 4}, "MaxConnections"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var logs syncWriter
-			var buf strings.Builder
-			logs.w = &buf
-			logText := func() string {
-				logs.mu.Lock()
-				defer logs.mu.Unlock()
-				return buf.String()
-			}
-			c.cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			var logs testlog.Buffer
+			c.cfg.Logger = logs.Logger(slog.LevelWarn)
 			srv := newServer(t, c.cfg)
 			st, err := srv.AddStream("/cam", webrtc.StreamOptions{})
 			if err != nil {
@@ -415,10 +409,10 @@ func TestWHEPConnectionCaps(t *testing.T) {
 				}
 			}
 			// The connection is closed first, then the line is logged.
-			for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logText(), "refused a connection: too many connections ("+c.cap+")"); time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("no log line naming %s:\n%s", c.cap, logText())
-				}
+			if !logs.WaitFor(5*time.Second, func(l string) bool {
+				return strings.Contains(l, "refused a connection: too many connections ("+c.cap+")")
+			}) {
+				t.Fatalf("no log line naming %s:\n%s", c.cap, logs.String())
 			}
 			if c.cap == "MaxConnections" {
 				for _, h := range held {

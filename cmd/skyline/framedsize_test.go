@@ -52,7 +52,7 @@ func TestServeFramedSizeKeepsCardViewers(t *testing.T) {
 			if _, err := f.Write(frame); err != nil {
 				return // the test ended
 			}
-			time.Sleep(30 * time.Millisecond)
+			time.Sleep(30 * time.Millisecond) // a producer at about 30 fps
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -117,20 +117,16 @@ func TestListenRefusalsLogRateLimited(t *testing.T) {
 	elapsed := time.Since(start)
 	const line = "refused a second producer"
 	waitLog := func(n int) {
-		deadline := time.Now().Add(10 * time.Second)
-		for strings.Count(c.stderr.String(), line) < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d refusal lines, want %d; stderr: %s", strings.Count(c.stderr.String(), line), n, c.stderr.String())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		c.waitStderr(t, 10*time.Second, fmt.Sprintf("%d refusal lines", n),
+			func(s string) bool { return strings.Count(s, line) >= n })
 	}
 	waitLog(1)
 	logged := strings.Count(c.stderr.String(), line)
 	if most := int(elapsed/time.Second) + 2; logged > most {
 		t.Fatalf("%d connections refused in %v: %d log lines, want at most %d", flood, elapsed, logged, most)
 	}
-	// A refusal a second later is logged with the count of those left out.
+	// A refusal a second later is logged with the count of those left out:
+	// the limiter's interval must pass (the rule under test; no event).
 	time.Sleep(1100 * time.Millisecond)
 	if err := refusedConn(); err != nil {
 		t.Fatal(err)
@@ -164,16 +160,14 @@ func TestListenInterruptWhileStreamingQuiet(t *testing.T) {
 			if !c.silent {
 				p := produce(conn, 320, 240, 0)
 				defer p.end()
-				deadline := time.Now().Add(20 * time.Second) // until its frames are encoded: the SkyLine streams
-				for !strings.Contains(cl.stderr.String(), "msg=streaming") {
-					if time.Now().After(deadline) {
-						t.Fatalf("not streaming; stderr: %s", cl.stderr.String())
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
+				// Until its frames are encoded: the SkyLine streams.
+				cl.waitStderr(t, 20*time.Second, "streaming", func(s string) bool { return strings.Contains(s, "msg=streaming") })
 			} else {
 				_, _ = conn.Write(make([]byte, 1000)) // part of a frame, then nothing
-				time.Sleep(300 * time.Millisecond)
+				// Until serve has taken the connection: it reads the frame.
+				cl.waitStderr(t, 20*time.Second, "the producer taken", func(s string) bool {
+					return strings.Contains(s, `msg="producer connected"`)
+				})
 			}
 			_ = cl.cmd.Process.Signal(c.sig)
 			if code := cl.wait(t); code != 0 {

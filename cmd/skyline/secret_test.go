@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skyline-go/skyline/internal/testlog"
 )
 
 // The secrets of the CLI's table, one per place a secret can be given.
@@ -153,7 +155,7 @@ func TestServeSecretTableRuntime(t *testing.T) {
 	kvsPort := freePort(t)
 	local := exec.Command(binary, "kvs-local", "--listen", fmt.Sprintf("127.0.0.1:%d", kvsPort), "--data", filepath.Join(dir, "kvs"),
 		"--access-key", "AKIDCLISECRETS", "--secret-key", "${file:"+file("local-secret", cliLocalSecret)+"}", "--log-level", "debug")
-	var localOut lockedBuffer
+	var localOut testlog.Buffer
 	local.Stderr = &localOut
 	localStdout, err := local.StdoutPipe()
 	if err != nil {

@@ -12,11 +12,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/skyline-go/skyline/internal/mediatest"
+	"github.com/skyline-go/skyline/internal/testlog"
 	"github.com/skyline-go/skyline/internal/testpattern"
 )
 
@@ -47,30 +47,12 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// lockedBuffer is a bytes.Buffer safe to read while a process writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // cli runs the skyline binary with a stdin pipe.
 type cli struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan string
-	stderr lockedBuffer
+	stderr testlog.Buffer
 	done   chan error
 }
 
@@ -128,6 +110,15 @@ func (c *cli) line(t *testing.T, substr string) string {
 		case <-timeout:
 			t.Fatalf("no line with %q; stderr: %s", substr, c.stderr.String())
 		}
+	}
+}
+
+// waitStderr waits until what stderr holds satisfies cond (checked at each
+// write), for at most d; else the test fails, naming what.
+func (c *cli) waitStderr(t *testing.T, d time.Duration, what string, cond func(stderr string) bool) {
+	t.Helper()
+	if !c.stderr.WaitFor(d, cond) {
+		t.Fatalf("no %s within %v; stderr: %s", what, d, c.stderr.String())
 	}
 }
 
@@ -368,7 +359,7 @@ func TestServeToLocalKVS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var localErr lockedBuffer
+	var localErr testlog.Buffer
 	local.Stderr = &localErr
 	if err := local.Start(); err != nil {
 		t.Fatal(err)

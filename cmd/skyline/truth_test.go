@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/skyline-go/skyline/internal/mediatest"
+	"github.com/skyline-go/skyline/internal/testlog"
 	"github.com/skyline-go/skyline/internal/testpattern"
 )
 
@@ -84,7 +85,7 @@ func TestServeOutputReaderGone(t *testing.T) {
 				t.Fatal(err)
 			}
 			_ = pr.Close() // the reader is gone
-			var other lockedBuffer
+			var other testlog.Buffer
 			if which == "stdout" {
 				cmd.Stdout, cmd.Stderr = pw, &other
 			} else {

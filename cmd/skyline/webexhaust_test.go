@@ -42,13 +42,8 @@ func TestServeWebSurvivesDescriptorExhaustion(t *testing.T) {
 		}
 		conns = append(conns, conn)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(c.stderr.String(), "cannot accept a connection (retrying)") {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections, limit %d: no accept error logged; stderr: %s", len(conns), limit, c.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	c.waitStderr(t, 20*time.Second, fmt.Sprintf("accept error logged (%d connections, limit %d)", len(conns), limit),
+		func(s string) bool { return strings.Contains(s, "cannot accept a connection (retrying)") })
 	for _, conn := range conns {
 		conn.Close()
 	}

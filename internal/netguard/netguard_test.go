@@ -1,7 +1,6 @@
 package netguard
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -11,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/skyline-go/skyline/internal/testlog"
 )
 
 type flakyListener struct {
@@ -31,23 +32,6 @@ func (f *flakyListener) Accept() (net.Conn, error) {
 	return f.Listener.Accept()
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestAcceptErrorsRetried: Accept errors that pass (a full descriptor
 // table, an aborted connection) are logged once (rate-limited) and
 // retried; the next connection is returned. A fatal error is returned.
@@ -59,8 +43,8 @@ func TestAcceptErrorsRetried(t *testing.T) {
 	emfile := &net.OpError{Op: "accept", Err: syscall.EMFILE}
 	flaky := &flakyListener{Listener: ln, errs: []error{emfile, emfile, emfile,
 		&net.OpError{Op: "accept", Err: syscall.ECONNABORTED}, &net.OpError{Op: "accept", Err: syscall.ENFILE}}}
-	var logs syncBuffer
-	l := New(flaky, Config{Name: "test", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	var logs testlog.Buffer
+	l := New(flaky, Config{Name: "test", Logger: logs.Logger(slog.LevelInfo)})
 	defer l.Close()
 	go func() {
 		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
@@ -110,8 +94,8 @@ func TestCaps(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var logs syncBuffer
-			c.cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			var logs testlog.Buffer
+			c.cfg.Logger = logs.Logger(slog.LevelInfo)
 			l := New(ln, c.cfg)
 			defer l.Close()
 			accepted := make(chan net.Conn, 16)
@@ -149,10 +133,8 @@ func TestCaps(t *testing.T) {
 				t.Fatalf("a connection beyond %s: %v, want closed at once", c.cap, err)
 			}
 			// The connection is closed first, then the line is logged.
-			for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "too many connections ("+c.cap+")"); time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("no log line:\n%s", logs.String())
-				}
+			if !logs.WaitFor(5*time.Second, func(s string) bool { return strings.Contains(s, "too many connections ("+c.cap+")") }) {
+				t.Fatalf("no log line:\n%s", logs.String())
 			}
 			if n := l.Connections(); n != 3 {
 				t.Fatalf("%d connections counted, want 3", n)

@@ -56,6 +56,42 @@ func (wd watchdog) arm(d time.Duration, what string, ok func() bool) {
 	})
 }
 
+// listenRun is a listening test's viewer context (a minute at most, or
+// until the watchdog cancels it with a cause) and its producers, each
+// started by connect (320x240 frames numbered from from) and ended at the
+// test's end.
+type listenRun struct {
+	ctx  context.Context
+	wd   watchdog
+	dial func() (net.Conn, error)
+	prod atomic.Pointer[producer] // the last producer connected
+}
+
+func newListenRun(t *testing.T, dial func() (net.Conn, error)) *listenRun {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ctx, stop := context.WithTimeout(ctx, 60*time.Second)
+	r := &listenRun{ctx: ctx, wd: watchdog{cancel}, dial: dial}
+	t.Cleanup(func() {
+		stop()
+		cancel(nil)
+		if p := r.prod.Load(); p != nil {
+			p.end()
+		}
+	})
+	return r
+}
+
+// connect starts a producer on a new connection (a failed dial ends the
+// viewer with the error).
+func (r *listenRun) connect(from int) {
+	conn, err := r.dial()
+	if err != nil {
+		r.wd.cancel(err)
+		return
+	}
+	r.prod.Store(produce(conn, 320, 240, from))
+}
+
 // phaseState reads a phases' progress.
 func (ph *phases) state() (phase int, cards, lives [4]int) {
 	ph.mu.Lock()
@@ -96,27 +132,9 @@ func stopCLI(t *testing.T, c *cli) string {
 func TestListenSilentConnectionTakenOver(t *testing.T) {
 	const bound = 2 * time.Second
 	_, dial, c, url := startListening(t, "unix", "--fps", "30", "--producer-timeout", bound.String())
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	ctx, stop := context.WithTimeout(ctx, 60*time.Second)
-	defer stop()
-	wd := watchdog{cancel}
-
-	var prod atomic.Pointer[producer]
-	t.Cleanup(func() {
-		if p := prod.Load(); p != nil {
-			p.end()
-		}
-	})
+	r := newListenRun(t, dial)
+	ctx, wd, prod, connect := r.ctx, r.wd, &r.prod, r.connect
 	silentEnd := make(chan error, 1)
-	connect := func(from int) {
-		conn, err := dial()
-		if err != nil {
-			wd.cancel(err)
-			return
-		}
-		prod.Store(produce(conn, 320, 240, from))
-	}
 	var ph *phases
 	ph = &phases{live: 20, next: func(p int) {
 		switch p {
@@ -163,27 +181,9 @@ func TestListenSilentConnectionTakenOver(t *testing.T) {
 func TestListenProducerHangsMidFrame(t *testing.T) {
 	const bound = time.Second
 	_, dial, c, url := startListening(t, "tcp", "--fps", "30", "--producer-timeout", bound.String())
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	ctx, stop := context.WithTimeout(ctx, 60*time.Second)
-	defer stop()
-	wd := watchdog{cancel}
-
-	var prod atomic.Pointer[producer]
-	t.Cleanup(func() {
-		if p := prod.Load(); p != nil {
-			p.end()
-		}
-	})
+	r := newListenRun(t, dial)
+	ctx, wd, prod, connect := r.ctx, r.wd, &r.prod, r.connect
 	var hung atomic.Pointer[producer]
-	connect := func(from int) {
-		conn, err := dial()
-		if err != nil {
-			wd.cancel(err)
-			return
-		}
-		prod.Store(produce(conn, 320, 240, from))
-	}
 	var ph *phases
 	ph = &phases{live: 20, next: func(p int) {
 		switch p {
@@ -217,26 +217,8 @@ func TestListenProducerHangsMidFrame(t *testing.T) {
 func TestListenSlowDripDropped(t *testing.T) {
 	const bound = time.Second
 	_, dial, c, url := startListening(t, "unix", "--fps", "30", "--producer-timeout", bound.String())
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	ctx, stop := context.WithTimeout(ctx, 60*time.Second)
-	defer stop()
-	wd := watchdog{cancel}
-
-	var prod atomic.Pointer[producer]
-	t.Cleanup(func() {
-		if p := prod.Load(); p != nil {
-			p.end()
-		}
-	})
-	connect := func(from int) {
-		conn, err := dial()
-		if err != nil {
-			wd.cancel(err)
-			return
-		}
-		prod.Store(produce(conn, 320, 240, from))
-	}
+	r := newListenRun(t, dial)
+	ctx, wd, prod, connect := r.ctx, r.wd, &r.prod, r.connect
 	dropped := make(chan time.Duration, 1)
 	var ph *phases
 	ph = &phases{live: 20, next: func(p int) {
@@ -435,11 +417,8 @@ func TestListenPythonRestartAfterFreeze(t *testing.T) {
 			_ = cmd.Wait()
 		}
 	})
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	ctx, stop := context.WithTimeout(ctx, 60*time.Second)
-	defer stop()
-	wd := watchdog{cancel}
+	r := newListenRun(t, nil)
+	ctx, wd := r.ctx, r.wd
 	var resumed atomic.Bool
 	cards, first, second, prev := 0, 0, 0, -1
 	var frozeAt time.Time
